@@ -1,0 +1,87 @@
+"""Shared statistical primitives: empirical p-values, null summaries, bootstrap, Holm.
+
+Every analysis module uses these; none of them touches torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+
+Alternative = Literal["greater", "less", "two-sided"]
+
+
+def empirical_p(observed: float, null: Sequence[float] | np.ndarray, alternative: Alternative) -> float:
+    """Empirical p-value (1 + #as-extreme) / (1 + B) of ``observed`` against ``null`` draws.
+
+    ``alternative="greater"`` counts null values >= observed (the observed value is large),
+    ``"less"`` counts null values <= observed, ``"two-sided"`` counts null values at least as
+    far from the null median as the observed one.
+    """
+    null = np.asarray(null, dtype=float)
+    null = null[np.isfinite(null)]
+    if null.size == 0:
+        raise ValueError("empirical_p needs at least one finite null draw")
+    if not np.isfinite(observed):
+        raise ValueError(f"empirical_p: the observed statistic is not finite ({observed})")
+    if alternative == "greater":
+        extreme = np.sum(null >= observed)
+    elif alternative == "less":
+        extreme = np.sum(null <= observed)
+    elif alternative == "two-sided":
+        centre = np.median(null)
+        extreme = np.sum(np.abs(null - centre) >= abs(observed - centre))
+    else:
+        raise ValueError(f"unknown alternative {alternative!r}; use 'greater', 'less' or 'two-sided'")
+    return float((1 + extreme) / (1 + null.size))
+
+
+def summarize_null(null: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean, SD, 5/50/95% quantiles and the number of finite draws of a null distribution."""
+    null = np.asarray(null, dtype=float)
+    null = null[np.isfinite(null)]
+    if null.size == 0:
+        return {"B": 0}
+    q05, q50, q95 = np.quantile(null, [0.05, 0.5, 0.95])
+    return {
+        "mean": float(null.mean()),
+        "sd": float(null.std(ddof=1)) if null.size > 1 else 0.0,
+        "q05": float(q05),
+        "q50": float(q50),
+        "q95": float(q95),
+        "B": int(null.size),
+    }
+
+
+def bootstrap_indices(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Resampling indices ``[n_resamples, n_units]`` drawn with replacement (units = sequences)."""
+    if n_units < 2:
+        raise ValueError(f"a bootstrap needs at least 2 units (sequences), got {n_units}")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_units, size=(n_resamples, n_units))
+
+
+def percentile_ci(draws: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws at confidence ``level`` (non-finite draws dropped)."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return (float("nan"), float("nan"))
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(draws, [tail, 1.0 - tail])
+    return (float(lo), float(hi))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the input order (NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for rank, idx in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[idx]))
+        out[idx] = running
+    return out.tolist()
