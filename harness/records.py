@@ -1,23 +1,92 @@
-"""Claim records: what every claim test produces, in one versioned JSON schema.
+"""Claim records and run metadata: what every claim test produces, in one versioned JSON schema.
 
-A record holds the claim id, the subject, the statistics, CIs, p-values, null summaries,
-sample sizes, seeds, thresholds, the verdict and the paper's numbers, plus ``series``
-(small arrays a figure needs, e.g. the influence rank curve). Workers append records as
-JSON lines; the controller merges them into ``reports/<run>/claims.json``.
+A record (``ClaimRecord``) holds one claim on one subject (or one family, for the claims over
+checkpoints): the statistics, CIs, p-values, null summaries, sample sizes, seeds, thresholds,
+the verdict and the paper's numbers, plus ``series`` (small arrays a figure needs). Workers
+append records as JSON lines (``append_jsonl``); the controller merges them with the run's
+metadata (``run_metadata``) into ``reports/<run>/claims.json``::
+
+    {"schema_version": 1, "metadata": {...RunMetadata...}, "records": [{...ClaimRecord...}, ...]}
+
+``validate_record`` / ``validate_metadata`` / ``validate_run`` check that shape; a record or run
+of a schema version this harness does not know is refused with ``UnknownSchemaVersionError``.
+``RECORD_FIELDS`` and ``METADATA_FIELDS`` document every field (the schema's documentation;
+``reports/README.md`` points here).
+
+Conventions inside a record
+---------------------------
+- Use one key per quantity across ``statistics``, ``ci``, ``null``, ``p_values`` (e.g.
+  ``statistics["plateau_score"]``, ``ci["plateau_score"]``, ``p_values["plateau_score"]``):
+  the report puts them on one row. ``statistics`` values are scalars (number, bool, string
+  or null); arrays go to ``series``, anything else to ``details``.
+- ``ci[key]`` is ``[lo, hi]``; its level is ``ci_levels[key]`` (default 0.95).
+- ``p_values`` are raw; the report fills ``p_values_holm`` (Holm across the subjects of one
+  claim, per key) when it writes ``claims.json``. Tests leave ``p_values_holm`` empty.
+- NaN and infinities are written as ``null``.
+- A claim whose measurement raised an exception has verdict ``"error"`` and the exception
+  message in ``message``; an ``"error"`` record without a message is invalid.
+- When ``checks`` is non-empty the verdict is ``"pass"`` exactly when every check holds
+  (``decide`` sets both).
+
+Series conventions (figures)
+----------------------------
+The report draws a figure for every record whose ``series`` holds the keys below; a record
+without them simply has no figure. All arrays are flat lists of numbers (``null`` allowed);
+paired arrays have equal lengths. Other keys are allowed and ignored by the figures.
+
+- C1, C2 — influence rank plot, one per record (subject):
+  ``ln_rank``, ``ln_influence``: the claim's own curve (ln rank, ln I with I in nats, I > 0):
+  rare targets for C1, common targets for C2; ``fit_x``, ``fit_y``: its fitted piecewise-linear
+  curve (optional); ``breakpoints``: its fitted breakpoints in ln rank (optional). A companion
+  curve for comparison (optional): ``ln_rank_common``, ``ln_influence_common`` (C1) or
+  ``ln_rank_rare``, ``ln_influence_rare`` (C2). The own curve is labelled "common targets"
+  when a ``_rare`` companion is given, else "rare targets". A plateau-score null
+  distribution (``null_plateau_score``, ``observed_plateau_score``) adds a null figure.
+- C4 — plateau score and exponent over training, one per family record:
+  ``steps`` (training steps), ``plateau_score`` (same length), ``exponent`` (middle-segment
+  exponent, same length, optional), ``null_band``: ``[lo, hi]`` of the null plateau scores
+  (optional).
+- C5, C6, C8 — null distributions: for each statistic ``<stat>``, ``null_<stat>`` (the null
+  draws) and ``observed_<stat>`` (a number); optional ``label_<stat>``, the axis label with
+  units. Conventional names with built-in labels: ``Q`` (C5), ``effective_dim``,
+  ``participation_ratio``, ``mean_corr`` (C6), ``alpha_in``, ``alpha_out`` (C8).
+- C7 — head vs layer effects: ``head_effects`` (% rare-loss increase per head),
+  ``layer_effect`` (% for the whole attention layer), ``head_labels`` (optional, same length
+  as ``head_effects``, e.g. ``"L3H5"``). Lines for ``thresholds["max_single_head_pct"]`` and
+  ``thresholds["min_layer_pct"]`` are drawn when the record has them.
+- C9 — Hill α over training, one per family record: ``steps``, ``alpha_spec`` and
+  ``alpha_null_median`` (same length).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
+import platform
+import shlex
+import subprocess
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from harness import __version__
+
 SCHEMA_VERSION = 1
+KNOWN_SCHEMA_VERSIONS = (1,)
 VERDICTS = ("pass", "fail", "error")
+DEFAULT_CI_LEVEL = 0.95
+
+
+class RecordError(ValueError):
+    """A record, run metadata or run document does not follow the schema."""
+
+
+class UnknownSchemaVersionError(RecordError):
+    """A record or run was written with a schema version this harness cannot read."""
 
 
 @dataclass
@@ -42,10 +111,17 @@ class ClaimRecord:
     test_id: str = ""
     elapsed_s: float = 0.0
     schema_version: int = SCHEMA_VERSION
+    ci_levels: dict[str, float] = field(default_factory=dict)
+    p_values_holm: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (numpy values become Python values, NaN/inf become None)."""
         return _jsonable(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClaimRecord:
+        """The record of a JSON dict, validated (see ``validate_record``)."""
+        return validate_record(data)
 
     def decide(self, checks: dict[str, bool], message: str) -> None:
         """Set the verdict from named boolean checks (all must hold) and the one-line message."""
@@ -53,6 +129,72 @@ class ClaimRecord:
         self.verdict = "pass" if all(self.checks.values()) else "fail"
         failed = [k for k, v in self.checks.items() if not v]
         self.message = message if not failed else f"{message} [failed: {', '.join(failed)}]"
+
+
+RECORD_FIELDS: dict[str, str] = {
+    "claim_id": "claim id of the registry, e.g. 'C1' (harness.registry.CLAIMS)",
+    "subject": "subject string ('pythia-70m@step143000', 'zoo:neox-4l@step512') or family ('zoo:neox-4l@*')",
+    "verdict": "'pass', 'fail' or 'error' (the measurement raised; see message)",
+    "message": "one sentence: the measured statistic next to the paper's number, or the exception",
+    "statistics": "name -> scalar statistic (number, bool, string or null); units in the claim's docs",
+    "ci": "name -> [lo, hi] confidence interval of the statistic of the same name",
+    "ci_levels": "name -> confidence level of ci[name] (default 0.95)",
+    "p_values": "name -> raw p-value in [0, 1]",
+    "p_values_holm": "name -> Holm-adjusted p across the subjects of this claim (filled by the report)",
+    "null": "name -> summary of a null distribution (mean, sd, q05, q50, q95, B)",
+    "sample_sizes": "name -> count (sequences, positions, neurons, null draws, bootstrap draws)",
+    "seeds": "name -> integer seed used",
+    "thresholds": "name -> threshold or setting value the decision rule used",
+    "checks": "name -> bool: each condition of the decision rule (verdict is pass iff all hold)",
+    "paper": "the paper's numbers for this claim (and subject, where the papers give them)",
+    "details": "free-form JSON: anything else worth keeping (ablation type, layer, fitted segments)",
+    "series": "arrays for figures, by the conventions in this module's docstring",
+    "test_id": "pytest node id that produced the record",
+    "elapsed_s": "wall time of the claim test, seconds",
+    "schema_version": f"record schema version (this harness writes {SCHEMA_VERSION})",
+}
+
+
+@dataclass
+class RunMetadata:
+    """What a run was: when, which code, which command, subjects, device, versions, settings."""
+
+    date: str
+    harness_version: str
+    command_line: str
+    subjects: list[str] = field(default_factory=list)
+    device: str = ""
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    python_version: str = ""
+    platform: str = ""
+    torch_version: str | None = None
+    transformer_lens_version: str | None = None
+    seeds: dict[str, int] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict."""
+        return _jsonable(asdict(self))
+
+
+METADATA_FIELDS: dict[str, str] = {
+    "date": "run start, ISO 8601 UTC",
+    "harness_version": "harness.__version__",
+    "command_line": "the command that ran the claims, shell-quoted",
+    "subjects": "subjects requested, in order",
+    "device": "torch device of the measurements ('cpu', 'cuda', 'cuda:0..n' under xdist)",
+    "git_commit": "commit of the harness's working tree, or null outside git",
+    "git_dirty": "whether that working tree had uncommitted changes, or null outside git",
+    "python_version": "Python version",
+    "platform": "operating system and machine",
+    "torch_version": "installed torch version, or null",
+    "transformer_lens_version": "installed transformer-lens version, or null",
+    "seeds": "name -> run-level seed",
+    "thresholds": "name -> value of every setting (harness.registry.SETTINGS, after overrides)",
+    "schema_version": f"schema version of the run document (this harness writes {SCHEMA_VERSION})",
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -88,3 +230,269 @@ def read_jsonl(paths: list[Path]) -> list[dict[str, Any]]:
             if line.strip():
                 out.append(json.loads(line))
     return out
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def run_metadata(
+    command_line: str | Sequence[str],
+    subjects: Sequence[str],
+    device: str,
+    seeds: Mapping[str, int],
+    thresholds: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The run's metadata as a JSON-safe dict (``RunMetadata`` fields), stamped now.
+
+    ``command_line`` is a string or an argv list (shell-quoted into one string). The git commit
+    is that of the working tree holding this harness (null outside git).
+    """
+    here = Path(__file__).resolve().parent
+    commit = _git(["rev-parse", "HEAD"], here)
+    status = _git(["status", "--porcelain"], here) if commit else None
+    command = command_line if isinstance(command_line, str) else shlex.join(command_line)
+    meta = RunMetadata(
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        harness_version=__version__,
+        command_line=command,
+        subjects=list(subjects),
+        device=str(device),
+        git_commit=commit,
+        git_dirty=None if status is None else bool(status),
+        python_version=platform.python_version(),
+        platform=f"{platform.system()} {platform.release()} {platform.machine()}",
+        torch_version=_package_version("torch"),
+        transformer_lens_version=_package_version("transformer-lens"),
+        seeds=dict(seeds),
+        thresholds=dict(thresholds),
+    )
+    return meta.to_json()
+
+
+# --- validation -----------------------------------------------------------------------------
+
+_NUM = (int, float)
+
+
+def _is_num(v: Any) -> bool:
+    return v is None or (isinstance(v, _NUM) and not isinstance(v, bool))
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _check_version(data: Mapping[str, Any], what: str) -> None:
+    version = data.get("schema_version")
+    if version not in KNOWN_SCHEMA_VERSIONS:
+        raise UnknownSchemaVersionError(
+            f"{what} has schema_version {version!r}, which this harness cannot read "
+            f"(it reads {list(KNOWN_SCHEMA_VERSIONS)}); render it with the harness version that "
+            f"wrote it, or rerun the claims"
+        )
+
+
+def _check_fields(data: Mapping[str, Any], known: Mapping[str, str], required: Sequence[str], what: str) -> None:
+    if not isinstance(data, Mapping):
+        raise RecordError(f"{what} must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise RecordError(f"{what} has unknown field(s) {unknown}; known fields: {sorted(known)}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise RecordError(f"{what} lacks required field(s) {missing}")
+
+
+def _check_mapping(
+    data: Mapping[str, Any], name: str, ok: Callable[[Any], bool], expected: str, what: str
+) -> None:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise RecordError(f"{what}: field {name!r} must be an object (name -> {expected})")
+    for key, v in value.items():
+        if not ok(v):
+            raise RecordError(f"{what}: {name}[{key!r}] = {v!r} is not {expected}")
+
+
+def _check_type(data: Mapping[str, Any], name: str, types: type | tuple[type, ...], what: str) -> None:
+    if name in data and not isinstance(data[name], types):
+        raise RecordError(f"{what}: field {name!r} = {data[name]!r} must be of type {types}")
+
+
+def _is_ci(v: Any) -> bool:
+    if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_num(x) for x in v)):
+        return False
+    lo, hi = v
+    return lo is None or hi is None or lo <= hi
+
+
+def _is_p(v: Any) -> bool:
+    return v is None or (_is_num(v) and 0.0 <= v <= 1.0)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_count(v: Any) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _is_null_summary(v: Any) -> bool:
+    return isinstance(v, Mapping) and all(_is_num(x) for x in v.values())
+
+
+_SERIES_PAIRS = (
+    ("ln_rank", "ln_influence"),
+    ("ln_rank_common", "ln_influence_common"),
+    ("ln_rank_rare", "ln_influence_rare"),
+    ("fit_x", "fit_y"),
+    ("steps", "plateau_score"),
+    ("steps", "exponent"),
+    ("steps", "alpha_spec"),
+    ("steps", "alpha_null_median"),
+)
+_SERIES_ARRAYS = ("breakpoints", "null_band", "head_effects")
+_SERIES_NUMBERS = ("layer_effect",)
+
+
+def _is_array(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_num(x) for x in v)
+
+
+def validate_series(series: Mapping[str, Any], what: str = "series") -> None:
+    """Check the figure conventions of ``series`` (module docstring); raise ``RecordError``."""
+    if not isinstance(series, Mapping):
+        raise RecordError(f"{what} must be an object, got {type(series).__name__}")
+    for a, b in _SERIES_PAIRS:
+        for key in (a, b):
+            if key in series and not _is_array(series[key]):
+                raise RecordError(f"{what}[{key!r}] must be a flat list of numbers")
+        if a in series and b in series and len(series[a]) != len(series[b]):
+            raise RecordError(
+                f"{what}: {a!r} and {b!r} must have equal lengths, got {len(series[a])} and {len(series[b])}"
+            )
+    for key in _SERIES_ARRAYS:
+        if key in series and not _is_array(series[key]):
+            raise RecordError(f"{what}[{key!r}] must be a flat list of numbers")
+    labels = series.get("head_labels")
+    if labels is not None and not (
+        isinstance(labels, list) and all(isinstance(x, str) for x in labels)
+        and len(labels) == len(series.get("head_effects", []))
+    ):
+        raise RecordError(f"{what}['head_labels'] must be a list of strings, one per head_effects entry")
+    if "null_band" in series and len(series["null_band"]) != 2:
+        raise RecordError(f"{what}['null_band'] must be [lo, hi], got {series['null_band']!r}")
+    for key in _SERIES_NUMBERS:
+        if key in series and not _is_num(series[key]):
+            raise RecordError(f"{what}[{key!r}] must be a number")
+    for key, value in series.items():
+        if key.startswith("null_") and key != "null_band":
+            stat = key[len("null_"):]
+            if not _is_array(value):
+                raise RecordError(f"{what}[{key!r}] must be a flat list of null draws (numbers)")
+            if f"observed_{stat}" not in series:
+                raise RecordError(f"{what} has {key!r} but no 'observed_{stat}' (the observed value)")
+        if key.startswith("observed_") and not _is_num(value):
+            raise RecordError(f"{what}[{key!r}] must be a number")
+
+
+def validate_record(data: Mapping[str, Any]) -> ClaimRecord:
+    """The ``ClaimRecord`` of a JSON dict after checking it against the schema.
+
+    Raises ``UnknownSchemaVersionError`` for a schema version this harness does not read and
+    ``RecordError`` (a ``ValueError``) naming the offending field for anything else.
+    """
+    what = "record"
+    if isinstance(data, Mapping) and {"claim_id", "subject"} <= set(data):
+        what = f"record {data['claim_id']}[{data['subject']}]"
+    _check_fields(data, RECORD_FIELDS, ("claim_id", "subject", "verdict", "schema_version"), what)
+    data = _jsonable(dict(data))
+    _check_version(data, what)
+    for name in ("claim_id", "subject", "verdict", "message", "paper", "test_id"):
+        _check_type(data, name, str, what)
+    _check_type(data, "elapsed_s", _NUM, what)
+    if data["verdict"] not in VERDICTS:
+        raise RecordError(f"{what}: verdict {data['verdict']!r} is not one of {list(VERDICTS)}")
+    _check_mapping(data, "statistics", _is_scalar, "a scalar (arrays belong in series)", what)
+    _check_mapping(data, "ci", _is_ci, "an interval [lo, hi] with lo <= hi", what)
+    _check_mapping(data, "ci_levels", lambda v: _is_num(v) and v is not None and 0 < v < 1, "a level in (0, 1)", what)
+    _check_mapping(data, "p_values", _is_p, "a p-value in [0, 1]", what)
+    _check_mapping(data, "p_values_holm", _is_p, "a p-value in [0, 1]", what)
+    _check_mapping(data, "null", _is_null_summary, "a summary {name: number}", what)
+    _check_mapping(data, "sample_sizes", _is_count, "a non-negative integer", what)
+    _check_mapping(data, "seeds", _is_int, "an integer seed", what)
+    _check_mapping(data, "thresholds", lambda v: True, "", what)
+    _check_mapping(data, "checks", lambda v: isinstance(v, bool), "a bool", what)
+    _check_mapping(data, "details", lambda v: True, "", what)
+    validate_series(data.get("series", {}), f"{what}: series")
+    checks = data.get("checks", {})
+    if data["verdict"] == "error" and not data.get("message"):
+        raise RecordError(f"{what}: verdict 'error' needs the exception in 'message' (or call decide())")
+    if checks and data["verdict"] != "error" and (data["verdict"] == "pass") != all(checks.values()):
+        raise RecordError(f"{what}: verdict {data['verdict']!r} disagrees with checks {dict(checks)}")
+    return ClaimRecord(**data)
+
+
+def validate_metadata(data: Mapping[str, Any]) -> RunMetadata:
+    """The ``RunMetadata`` of a JSON dict after checking it; raises ``RecordError``."""
+    what = "run metadata"
+    _check_fields(data, METADATA_FIELDS, ("date", "harness_version", "command_line", "schema_version"), what)
+    data = _jsonable(dict(data))
+    _check_version(data, what)
+    for name in ("date", "harness_version", "command_line", "device", "python_version", "platform"):
+        _check_type(data, name, str, what)
+    for name in ("git_commit", "torch_version", "transformer_lens_version"):
+        _check_type(data, name, (str, type(None)), what)
+    _check_type(data, "git_dirty", (bool, type(None)), what)
+    subjects = data.get("subjects", [])
+    if not (isinstance(subjects, list) and all(isinstance(s, str) for s in subjects)):
+        raise RecordError(f"{what}: 'subjects' must be a list of strings, got {subjects!r}")
+    _check_mapping(data, "seeds", _is_int, "an integer seed", what)
+    _check_mapping(data, "thresholds", lambda v: True, "", what)
+    return RunMetadata(**data)
+
+
+def run_document(metadata: Mapping[str, Any], records: Sequence[ClaimRecord]) -> dict[str, Any]:
+    """The ``claims.json`` document of a run: schema version, metadata and records."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "metadata": validate_metadata(metadata).to_json(),
+        "records": [r.to_json() for r in records],
+    }
+
+
+def validate_run(data: Mapping[str, Any]) -> tuple[RunMetadata, list[ClaimRecord]]:
+    """Metadata and records of a ``claims.json`` document, each validated.
+
+    Raises ``UnknownSchemaVersionError`` when the document, its metadata or any record has a
+    schema version this harness does not read; ``RecordError`` for any other deviation.
+    """
+    if not isinstance(data, Mapping):
+        raise RecordError(f"a run document must be a JSON object, got {type(data).__name__}")
+    _check_fields(data, {"schema_version": "", "metadata": "", "records": ""}, ("schema_version", "metadata", "records"), "run document")
+    _check_version(data, "run document")
+    if not isinstance(data["records"], list):
+        raise RecordError("run document: 'records' must be a list of records")
+    return validate_metadata(data["metadata"]), [validate_record(r) for r in data["records"]]
+
+
+def coerce_records(records: Sequence[ClaimRecord | Mapping[str, Any]]) -> list[ClaimRecord]:
+    """Validated ``ClaimRecord`` objects from records or their JSON dicts (e.g. ``read_jsonl``)."""
+    return [validate_record(r.to_json() if isinstance(r, ClaimRecord) else r) for r in records]
+

@@ -36,8 +36,10 @@ CLAIMS: dict[str, Claim] = {
     for c in [
         Claim("C1", "rare_three_regimes",
               "Rare-token influence has three regimes: a specialist plateau, a power law, a rapid decay.",
-              "3 segments beat 2 by ΔBIC > delta_bic_min, segment 1 flatter than segment 2, bootstrap CI of "
-              "the plateau score excludes 0, and the score exceeds the null curves' 95th percentile.",
+              "3 segments beat 2 by ΔBIC > delta_bic_min, segment 1 flatter than segment 2 (plateau score = "
+              "slope 1 − slope 2 > 0; claims.md writes the difference the other way round, which would be "
+              "negative for a plateau), bootstrap CI of the plateau score excludes 0, and the score exceeds "
+              "the null curves' 95th percentile.",
               "plateau ≈ top 30–50 neurons, ≈ 0.5–1.7% of the layer; fixed cuts ln-rank 3.5 / 5.5 (code)"),
         Claim("C2", "common_two_regimes",
               "Common-token influence has only a power law and a decay: no plateau.",
@@ -94,6 +96,7 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
+        Setting("seed", 0, "base seed of every random draw: bootstraps, null groups, permutations"),
         Setting("alpha", 0.05, "significance level of every one-sided test"),
         Setting("n_bootstrap", 1000, "bootstrap resamples over sequences for CIs"),
         Setting("n_null", 1000, "random groups (or permutations) forming a null distribution"),
@@ -105,6 +108,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("min_rare_positions", 200, "fewest rare-target positions an influence analysis accepts"),
         Setting("min_segment_points", 5, "fewest curve points in any fitted segment"),
         Setting("modularity_delta", 0.05, "C5: equivalence margin δ for Q_spec − median Q_null"),
+        Setting("n_bootstrap_modularity", 200, "C5: bootstrap resamples of Q_spec (each runs every Louvain seed)"),
         Setting("louvain_seeds", 10, "C5: Louvain seeds averaged per graph"),
         Setting("coactivation_threshold", 0.3, "C5: |r| threshold of the thresholded co-activation graph"),
         Setting("variance_explained", 0.95, "C6: variance fraction defining the effective dimension"),

@@ -1,23 +1,92 @@
-"""The embedded model zoo (STUB: the zoo helper replaces the bodies; the API stays).
+"""The embedded model zoo: small language models trained here, deterministically, on a real corpus.
 
 API contract used by other modules:
+
 - ``ZOO: dict[str, ZooSpec]`` — every zoo family by name; ``spec.steps`` is its checkpoint list.
 - ``zoo_root() -> Path`` — ``$RARE_ZOO_DIR`` or ``~/.cache/rare-token-claims/zoo``.
 - ``ensure_built(name, root=None, progress=True) -> Path`` — builds the family once (file lock,
   safe under xdist) and returns ``<root>/<name>``, holding ``step{N}/`` Hugging Face
   directories (config, safetensors weights, tokenizer), ``token_counts.npy`` and
   ``manifest.json``.
+- ``build(name, root=None, progress=True, force=False) -> Path`` — the same, and with
+  ``force=True`` it rebuilds a complete family (the CLI's ``zoo build``).
+
+A build: the corpus (``harness.corpus``: Shakespeare and the KJV Bible) is split by document
+into train and eval; a byte-level BPE tokenizer (``tokenizers``; ``<|endoftext|>`` = id 0 is
+BOS, EOS and pad) is trained on the train split; the train documents, each preceded by BOS,
+are concatenated into one token stream and cut into sequences of ``n_ctx`` tokens; a plain
+torch loop (AdamW, linear warmup then cosine decay to 10% of the peak rate, gradient
+clipping at 1, bf16 autocast with fp32 weights) trains on batches whose sequence indices
+come from a seeded ``torch.Generator`` (a fresh permutation per epoch). Checkpoints after
+0, 1, 2, 4, … updates and then at evenly spaced steps are saved with ``save_pretrained``
+(safetensors). ``token_counts.npy`` holds the exact unigram counts of that training
+stream (int64, one per vocabulary id; BOS included); ``manifest.json`` holds the spec,
+every checkpoint's weight hash and eval loss, the corpus fingerprint, the unigram
+baselines, token counts, wall time and throughput. The build runs in a temporary
+directory renamed into place at the end, under a file lock, so a partial or interrupted
+build never looks complete and concurrent pytest-xdist workers build once. Same spec,
+same machine → byte-identical weights (deterministic algorithms, a fixed thread count).
+
+Default zoo — why these sizes. Two families, ``neox-4l`` (GPT-NeoX: rotary on a quarter of
+each head, attention and MLP in parallel, untied unembedding, like Pythia) and ``gpt2-4l``
+(GPT-2: learned positions, sequential blocks, tied embeddings), each 4 layers, d_model 256,
+8 heads, final MLP d_mlp 1024, vocabulary 8192, context 128. The analyses cost
+positions × d_mlp × vocabulary per influence sweep, which caps d_mlp at 1,024 and the
+vocabulary at 8,192. A vocabulary of 8k BPE types on ≈ 2.4M training tokens has a real
+Zipf tail (thousands of types seen fewer than 100 times) — the rare tokens the claims are
+about — while 4 layers are the fewest that still leave earlier layers to build context for
+the final MLP. The budget is set by the build-time target (both models ≤ 20 min on two
+CPU cores): about 4.9M training tokens each (1,200 updates of 32 × 128 tokens, ≈ 2 epochs),
+enough for eval cross-entropy far below the unigram baseline (the manifest records both).
+``neox-tiny`` and ``gpt2-tiny`` (2 layers, d_model 64, vocabulary 1024, 32 updates on a
+0.5 MB slice of the corpus) exist for the harness's own tests and build in seconds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import argparse
+import contextlib
+import hashlib
+import json
+import math
 import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from harness import corpus
+
+BOS_TOKEN = "<|endoftext|>"
+BOS_ID = 0
+MANIFEST = "manifest.json"
+COUNTS = "token_counts.npy"
+BUILD_FORMAT = 1  # bump when the build procedure changes the output for the same spec
+
+
+def pythia_schedule(final_step: int, n_even: int) -> tuple[int, ...]:
+    """Checkpoint steps: 0, then powers of two below ``final_step / n_even``, then ``n_even``
+    evenly spaced steps ending at ``final_step`` (Pythia: 0, 1, …, 512, 1000, 2000, …)."""
+    if final_step < 1 or not 1 <= n_even <= final_step or final_step % n_even:
+        raise ValueError(f"need final_step ≥ 1 divisible by 1 ≤ n_even ≤ final_step; got {final_step}, {n_even}")
+    spacing = final_step // n_even
+    powers = [0] + [2**k for k in range(int(math.log2(spacing)) + 1) if 2**k < spacing]
+    return tuple(powers + [spacing * i for i in range(1, n_even + 1)])
 
 
 @dataclass(frozen=True)
 class ZooSpec:
+    """One zoo family: architecture, sizes, checkpoint steps and the training recipe.
+
+    ``steps`` are optimizer updates; one update sees ``batch_size × n_ctx`` tokens.
+    ``max_train_chars`` limits the train split to its first documents (tiny test models).
+    """
+
     name: str
     arch: str  # "gpt_neox" or "gpt2"
     n_layers: int
@@ -28,22 +97,351 @@ class ZooSpec:
     n_ctx: int
     steps: tuple[int, ...]
     default: bool  # part of the default zoo (claims) or a tiny test variant
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    seed: int = 0
+    eval_fraction: float = 0.1
+    eval_sequences: int = 64
+    max_train_chars: int | None = None
+    bf16_autocast: bool = True
+    num_threads: int = 2
+
+    @property
+    def final_step(self) -> int:
+        return self.steps[-1]
+
+    @property
+    def train_tokens(self) -> int:
+        """Tokens fed to the model over the whole run (updates × batch × context)."""
+        return self.final_step * self.batch_size * self.n_ctx
+
+
+def _default(name: str, arch: str) -> ZooSpec:
+    return ZooSpec(name, arch, 4, 256, 8, 1024, 8192, 128, pythia_schedule(1000, 4), True,
+                   batch_size=24, lr=2e-3, warmup_steps=50)
+
+
+def _tiny(name: str, arch: str) -> ZooSpec:
+    return ZooSpec(name, arch, 2, 64, 4, 256, 1024, 64, pythia_schedule(32, 1), False,
+                   batch_size=8, lr=1e-2, warmup_steps=4, eval_sequences=16, max_train_chars=500_000,
+                   num_threads=1)
 
 
 ZOO: dict[str, ZooSpec] = {
     s.name: s
     for s in [
-        ZooSpec("neox-4l", "gpt_neox", 4, 256, 8, 1024, 8192, 128, (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512), True),
-        ZooSpec("gpt2-4l", "gpt2", 4, 256, 8, 1024, 8192, 128, (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512), True),
-        ZooSpec("neox-tiny", "gpt_neox", 2, 64, 4, 256, 1024, 64, (0, 1, 2, 4, 8, 16), False),
-        ZooSpec("gpt2-tiny", "gpt2", 2, 64, 4, 256, 1024, 64, (0, 1, 2, 4, 8, 16), False),
+        _default("neox-4l", "gpt_neox"),
+        _default("gpt2-4l", "gpt2"),
+        _tiny("neox-tiny", "gpt_neox"),
+        _tiny("gpt2-tiny", "gpt2"),
     ]
 }
 
 
 def zoo_root() -> Path:
+    """``$RARE_ZOO_DIR`` or ``~/.cache/rare-token-claims/zoo``."""
     return Path(os.environ.get("RARE_ZOO_DIR", Path.home() / ".cache" / "rare-token-claims" / "zoo"))
 
 
+def get_spec(name: str) -> ZooSpec:
+    """The spec of zoo family ``name``; unknown names raise ValueError listing the known ones."""
+    if name not in ZOO:
+        raise ValueError(f"unknown zoo family {name!r}; known: {', '.join(sorted(ZOO))}")
+    return ZOO[name]
+
+
+def _spec_record(spec: ZooSpec) -> dict:
+    return {**asdict(spec), "steps": list(spec.steps), "build_format": BUILD_FORMAT}
+
+
+def is_built(name: str, root: Path | None = None) -> bool:
+    """Whether ``<root>/<name>`` holds a complete build of the current spec."""
+    path = Path(root or zoo_root()) / name
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("spec") == _spec_record(get_spec(name))
+
+
 def ensure_built(name: str, root: Path | None = None, progress: bool = True) -> Path:
-    raise NotImplementedError("zoo build: being written")
+    """``<root>/<name>``, building it first (once, under a file lock) unless complete."""
+    root = Path(root or zoo_root())
+    if is_built(name, root):
+        return root / name
+    return build(name, root, progress)
+
+
+def build(name: str, root: Path | None = None, progress: bool = True, force: bool = False) -> Path:
+    """Build family ``name`` into ``<root>/<name>`` atomically; skip if complete unless ``force``."""
+    from filelock import FileLock
+
+    spec = get_spec(name)
+    root = Path(root or zoo_root())
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    with FileLock(str(root / f".{name}.lock")):
+        if not force and is_built(name, root):
+            return final
+        for stale in root.glob(f".tmp-{name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+        tmp.chmod(0o755)
+        _train(spec, tmp, progress)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-old-", dir=root))
+            final.rename(old / name)
+            shutil.rmtree(old)
+        tmp.rename(final)
+    return final
+
+
+# --- the build itself -------------------------------------------------------------------------
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on ``texts`` (deterministic), wrapped for transformers.
+
+    ``<|endoftext|>`` is id 0 and serves as BOS, EOS, pad and unk; no special tokens are
+    added automatically when encoding (as with GPT-2 and Pythia).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[BOS_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    if tok.get_vocab_size() != vocab_size or tok.token_to_id(BOS_TOKEN) != BOS_ID:
+        raise RuntimeError(
+            f"BPE training gave {tok.get_vocab_size()} types (asked {vocab_size}) and BOS id "
+            f"{tok.token_to_id(BOS_TOKEN)}; the training text is too small for this vocabulary"
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS_TOKEN, eos_token=BOS_TOKEN, pad_token=BOS_TOKEN, unk_token=BOS_TOKEN
+    )
+
+
+def pack(token_lists: Sequence[Sequence[int]], n_ctx: int) -> np.ndarray:
+    """Concatenate ``[BOS] + tokens`` of each document and cut into rows: ``[n_seq, n_ctx]`` int64.
+
+    The tail that does not fill a row is dropped.
+    """
+    bos = np.array([BOS_ID], dtype=np.int64)
+    stream = np.concatenate([part for ids in token_lists for part in (bos, np.asarray(ids, dtype=np.int64))])
+    n_seq = len(stream) // n_ctx
+    return stream[: n_seq * n_ctx].reshape(n_seq, n_ctx)
+
+
+def make_model(spec: ZooSpec):
+    """A freshly initialised model of ``spec`` (weights drawn from the current torch RNG state)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
+
+    special = dict(bos_token_id=BOS_ID, eos_token_id=BOS_ID, pad_token_id=BOS_ID)
+    if spec.arch == "gpt_neox":
+        config = GPTNeoXConfig(
+            vocab_size=spec.vocab_size, hidden_size=spec.d_model, num_hidden_layers=spec.n_layers,
+            num_attention_heads=spec.n_heads, intermediate_size=spec.d_mlp,
+            max_position_embeddings=spec.n_ctx, hidden_act="gelu", use_parallel_residual=True,
+            tie_word_embeddings=False, attention_dropout=0.0, hidden_dropout=0.0, **special,
+        )
+        return GPTNeoXForCausalLM(config)
+    if spec.arch == "gpt2":
+        config = GPT2Config(
+            vocab_size=spec.vocab_size, n_positions=spec.n_ctx, n_embd=spec.d_model, n_layer=spec.n_layers,
+            n_head=spec.n_heads, n_inner=spec.d_mlp, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            tie_word_embeddings=True, **special,
+        )
+        return GPT2LMHeadModel(config)
+    raise ValueError(f"unknown arch {spec.arch!r}; use 'gpt_neox' or 'gpt2'")
+
+
+def lr_factor(step: int, warmup: int, total: int, floor: float = 0.1) -> float:
+    """Learning-rate multiplier for update ``step`` (0-based): linear warmup, cosine to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def batch_order(n_seq: int, batch_size: int, n_batches: int, seed: int) -> Iterator[np.ndarray]:
+    """Row indices of each batch: consecutive slices of seeded per-epoch permutations."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    pending = np.empty(0, dtype=np.int64)
+    for _ in range(n_batches):
+        while len(pending) < batch_size:
+            pending = np.concatenate([pending, torch.randperm(n_seq, generator=gen).numpy()])
+        yield pending[:batch_size]
+        pending = pending[batch_size:]
+
+
+@contextlib.contextmanager
+def _build_environment(num_threads: int) -> Iterator[None]:
+    """Fixed thread count (results depend on it), deterministic algorithms, no save progress bars."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    bars = hf_logging.is_progress_bar_enabled()
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True)
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _eval_loss(model, rows, autocast: bool) -> float:
+    import torch
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        ids = torch.from_numpy(rows)
+        return float(model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss)
+
+
+def _train(spec: ZooSpec, out: Path, progress: bool) -> None:
+    import torch
+    import transformers
+    import tokenizers
+    from tqdm import tqdm
+
+    from harness.frequencies import TokenFrequencies
+
+    t_start = time.perf_counter()
+    docs = corpus.documents()
+    train_docs, eval_docs = corpus.split_documents(docs, spec.eval_fraction)
+    if spec.max_train_chars is not None:
+        cum = np.cumsum([len(d.text) for d in train_docs])
+        train_docs = train_docs[: int(np.searchsorted(cum, spec.max_train_chars)) + 1]
+    train_texts = [d.text for d in train_docs]
+    tokenizer = train_tokenizer(train_texts, spec.vocab_size)
+    backend = tokenizer.backend_tokenizer
+    train_rows = pack([e.ids for e in backend.encode_batch(train_texts)], spec.n_ctx)
+    eval_rows = pack([e.ids for e in backend.encode_batch([d.text for d in eval_docs])], spec.n_ctx)
+    eval_rows = eval_rows[: spec.eval_sequences]
+    counts = np.bincount(train_rows.ravel(), minlength=spec.vocab_size).astype(np.int64)
+    np.save(out / COUNTS, counts)
+    freqs = TokenFrequencies(counts)
+    eval_unigram_ce = float(-np.log(freqs.probabilities[eval_rows[:, 1:]]).mean())
+
+    checkpoints: dict[str, dict] = {}
+    with _build_environment(spec.num_threads):
+        torch.manual_seed(spec.seed)
+        model = make_model(spec)
+        decay = [p for p in model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in model.parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=spec.lr, betas=(0.9, 0.95), eps=1e-8,
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_factor(s, spec.warmup_steps, spec.final_step)
+        )
+
+        def save(step: int, train_loss: float | None) -> None:
+            d = out / f"step{step}"
+            model.save_pretrained(d)
+            tokenizer.save_pretrained(d)
+            model.eval()
+            checkpoints[str(step)] = {
+                "sha256": _sha256(d / "model.safetensors"),
+                "eval_loss": _eval_loss(model, eval_rows, spec.bf16_autocast),
+                "train_loss": train_loss,
+            }
+            model.train()
+
+        save(0, None)
+        t_train = time.perf_counter()
+        save_time = 0.0
+        bar = tqdm(total=spec.final_step, desc=f"zoo {spec.name}", disable=not progress, file=sys.stderr)
+        order = batch_order(len(train_rows), spec.batch_size, spec.final_step, spec.seed + 1)
+        model.train()
+        for step, idx in enumerate(order, start=1):
+            batch = torch.from_numpy(train_rows[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.bf16_autocast):
+                loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step in spec.steps:
+                t_save = time.perf_counter()
+                save(step, float(loss.item()))
+                save_time += time.perf_counter() - t_save
+        bar.close()
+        train_time = time.perf_counter() - t_train - save_time
+
+    manifest = {
+        "name": spec.name,
+        "spec": _spec_record(spec),
+        "steps": list(spec.steps),
+        "checkpoints": checkpoints,
+        "corpus_fingerprint": corpus.corpus_fingerprint(docs),
+        "n_train_documents": len(train_docs),
+        "n_eval_documents": len(eval_docs),
+        "train_stream_tokens": int(train_rows.size),
+        "tokens_trained": spec.train_tokens,
+        "epochs": spec.train_tokens / train_rows.size,
+        "eval_tokens": int(eval_rows[:, 1:].size),
+        "unigram_entropy_nats": freqs.entropy(),
+        "eval_unigram_cross_entropy_nats": eval_unigram_ce,
+        "final_eval_loss_nats": checkpoints[str(spec.final_step)]["eval_loss"],
+        "wall_time_s": time.perf_counter() - t_start,
+        "train_time_s": train_time,
+        "tokens_per_s": spec.train_tokens / train_time,
+        "num_threads": spec.num_threads,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "tokenizers": tokenizers.__version__},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m harness.zoo build NAME… [--root DIR] [--force]`` or ``build-default``."""
+    parser = argparse.ArgumentParser(prog="python -m harness.zoo", description="Build zoo families.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    one = sub.add_parser("build", help="build the named families")
+    one.add_argument("names", nargs="+", choices=sorted(ZOO))
+    everything = sub.add_parser("build-default", help="build every family of the default zoo")
+    for p in (one, everything):
+        p.add_argument("--root", type=Path, default=None, help="zoo directory (default: $RARE_ZOO_DIR or cache)")
+        p.add_argument("--force", action="store_true", help="rebuild complete families")
+        p.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    names = args.names if args.command == "build" else [n for n, s in ZOO.items() if s.default]
+    for name in names:
+        path = build(name, args.root, progress=not args.no_progress, force=args.force)
+        manifest = json.loads((path / MANIFEST).read_text())
+        print(f"{name}: {path}  eval loss {manifest['final_eval_loss_nats']:.3f} nats "
+              f"(unigram {manifest['eval_unigram_cross_entropy_nats']:.3f}), "
+              f"{manifest['tokens_per_s']:.0f} tokens/s, {manifest['wall_time_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Command line: ``python -m harness {subjects,zoo,report,cache} …``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _subjects(args: argparse.Namespace) -> int:
+    from harness.subjects import SubjectError, describe
+
+    try:
+        print(describe(args.pattern))
+    except SubjectError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from harness import zoo
+
+    if args.action == "list":
+        for name, spec in zoo.ZOO.items():
+            built = (zoo.zoo_root() / name / "manifest.json").is_file()
+            tag = "default" if spec.default else "tiny"
+            print(f"zoo:{name:<12} {spec.arch:<9} {tag:<8} steps={list(spec.steps)} {'built' if built else 'not built'}")
+        return 0
+    names = [args.name] if args.name else [n for n, s in zoo.ZOO.items() if s.default]
+    unknown = [n for n in names if n not in zoo.ZOO]
+    if unknown:
+        print(f"error: unknown zoo family {unknown[0]!r}; known: {sorted(zoo.ZOO)}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"zoo:{name} -> {zoo.ensure_built(name, progress=True)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness import report
+
+    if args.compare:
+        print(report.compare(Path(args.compare[0]), Path(args.compare[1])))
+        return 0
+    run_dir = Path(args.run_dir or "reports/latest")
+    report.render(run_dir)
+    print(f"rendered {run_dir}/claims.md and claims.html")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from harness.cache import MeasurementCache
+
+    cache = MeasurementCache(Path(args.cache_dir) if args.cache_dir else None)
+    if args.action == "clear":
+        cache.clear()
+        print(f"cleared {cache.root}")
+    else:
+        entries = list(cache.entries())
+        print(f"{cache.root}: {len(entries)} entries")
+        for e in entries:
+            print(f"  {e}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("subjects", help="list what a subject pattern expands to")
+    p.add_argument("pattern", nargs="?", default="zoo:*")
+    p.set_defaults(func=_subjects)
+    p = sub.add_parser("zoo", help="build or list the embedded model zoo")
+    p.add_argument("action", choices=["build", "list"])
+    p.add_argument("name", nargs="?", help="one family (default: every default-zoo family)")
+    p.set_defaults(func=_zoo)
+    p = sub.add_parser("report", help="re-render a run's report from its records, or compare two runs")
+    p.add_argument("run_dir", nargs="?", help="default: reports/latest")
+    p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"))
+    p.set_defaults(func=_report)
+    p = sub.add_parser("cache", help="measurement cache housekeeping")
+    p.add_argument("action", choices=["info", "clear"])
+    p.add_argument("--cache-dir")
+    p.set_defaults(func=_cache)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""Neuron influence: the loss change from ablating each final-MLP neuron, exactly and in batch.
+
+Δℓ_n(t) = CE(t | neuron n's activation replaced) − CE(t | clean), in nats, for every
+evaluation position t and every neuron n of the final MLP (methods.md §3.2).
+
+Because the layer is the last, ablating neuron n at position t only moves that position's
+final residual: r → r + δ·W_out[n] with δ = value − a_n(t). Write the final LayerNorm as
+LN(r) = g ⊙ (r − mean r)/σ(r) + β, u = centred r, c_n = centred W_out[n]. Then
+
+    σ²(t, n)  = (‖u‖² + 2δ⟨u, c_n⟩ + δ²‖c_n‖²)/d_model + ε
+    L0 = (g ⊙ u) W_U   [positions, vocab]      M = (g ⊙ c) W_U   [d_mlp, vocab]
+    z(t, n)   = (L0[t] + δ M[n]) / σ(t, n) + β W_U + b_U          (ablated logits)
+
+and δ = 0 gives the clean logits z0(t). No per-neuron matmul remains; the exact cost is
+positions × d_mlp × vocab exponentials. The log-sum-exp is taken with the clean
+log-sum-exp as its shift, Δlse = log Σ_v exp(z_v − lse(z0)), so no max pass is needed and
+the difference comes out directly (not as a difference of two large numbers); the rare
+(position, neuron) pairs whose sum overflows or underflows are recomputed with a max shift.
+Δℓ = Δlse − (z_target − z0_target).
+
+``mode="approx"`` replaces the log-sum-exp by its second-order cumulant expansion around the
+clean softmax p: Δlse ≈ E_p[Δz] + ½ Var_p[Δz], three matmuls. It is a screen, never the default;
+its error is bounded by (max_v Δz − min_v Δz)³ / 24 per pair (third-order Taylor remainder of
+the cumulant generating function, with Popoviciu's variance bound).
+
+All of this needs only, at the evaluation positions, the final LayerNorm's input
+(``ln_final.hook_in``), the final MLP's post-activations (``blocks.{L}.mlp.hook_post``), the
+next-token targets, and the weights gathered by ``final_readout``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+Array = Tensor | np.ndarray  # inputs may be numpy arrays (as cached); outputs are tensors
+Mode = Literal["exact", "approx"]
+AblationKind = Literal["mean", "zero", "resample"]
+ABLATION_KINDS: tuple[str, ...] = ("mean", "zero", "resample")
+
+# Default chunk sizes (positions, neurons) per device type: the exact sweep holds a
+# [chunk_positions, chunk_neurons, d_vocab] tensor (eager kernel). Small CPU chunks stay in cache.
+DEFAULT_CHUNKS: dict[str, tuple[int, int]] = {"cpu": (8, 32), "cuda": (64, 256)}
+# The approximation's chunks are matmuls [chunk_positions, d_vocab] × [d_vocab, d_mlp].
+DEFAULT_APPROX_CHUNK_POSITIONS = 256
+# Automatic torch.compile of the exact kernel pays off (compile ≈ 5–20 s) above this many terms.
+COMPILE_MIN_TERMS = 10**10
+
+
+@dataclass(frozen=True)
+class Readout:
+    """The weights from the final MLP's output to the logits.
+
+    ``W_out`` [d_mlp, d_model] (row n = neuron n's write vector), ``ln_weight`` g and
+    ``ln_bias`` β [d_model] and ``eps`` of the final LayerNorm, ``W_U`` [d_model, d_vocab],
+    ``b_U`` [d_vocab] (zeros when the unembedding has no bias).
+    """
+
+    W_out: Tensor
+    ln_weight: Tensor
+    ln_bias: Tensor
+    eps: float
+    W_U: Tensor
+    b_U: Tensor
+
+    @property
+    def d_mlp(self) -> int:
+        return self.W_out.shape[0]
+
+    @property
+    def d_model(self) -> int:
+        return self.W_out.shape[1]
+
+    @property
+    def d_vocab(self) -> int:
+        return self.W_U.shape[1]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> "Readout":
+        """The same readout on ``device`` in ``dtype``."""
+        move = lambda t: t.detach().to(device=device, dtype=dtype)  # noqa: E731
+        return Readout(move(self.W_out), move(self.ln_weight), move(self.ln_bias), float(self.eps),
+                       move(self.W_U), move(self.b_U))
+
+
+def final_readout(model: nn.Module) -> Readout:
+    """Gather the final readout of a TransformerLens ``TransformerBridge`` (not compatibility mode).
+
+    Raises ValueError when the final normalisation is not a LayerNorm (e.g. RMSNorm) or a
+    weight does not have the shape the model's config says.
+    """
+    cfg = model.cfg
+    W_out = model.blocks[-1].mlp.W_out.detach()
+    if tuple(W_out.shape) != (cfg.d_mlp, cfg.d_model):
+        raise ValueError(f"final MLP W_out has shape {tuple(W_out.shape)}; expected [d_mlp, d_model] = "
+                         f"[{cfg.d_mlp}, {cfg.d_model}]")
+    norm = model.ln_final.original_component
+    if not isinstance(norm, nn.LayerNorm):
+        raise ValueError(f"the final normalisation is {type(norm).__name__}; the exact influence "
+                         "algebra needs a LayerNorm (mean-centring, then scale)")
+    if tuple(norm.normalized_shape) != (cfg.d_model,):
+        raise ValueError(f"final LayerNorm normalises over {tuple(norm.normalized_shape)}, not [d_model]")
+    ones = torch.ones(cfg.d_model, dtype=W_out.dtype, device=W_out.device)
+    g = norm.weight.detach() if norm.weight is not None else ones
+    beta = norm.bias.detach() if norm.bias is not None else torch.zeros_like(ones)
+    W_U = model.unembed.W_U.detach()
+    if tuple(W_U.shape) != (cfg.d_model, cfg.d_vocab):
+        raise ValueError(f"W_U has shape {tuple(W_U.shape)}; expected [d_model, d_vocab] = "
+                         f"[{cfg.d_model}, {cfg.d_vocab}]")
+    b_U = getattr(model.unembed, "b_U", None)
+    b_U = b_U.detach() if b_U is not None else torch.zeros(cfg.d_vocab, dtype=W_U.dtype, device=W_U.device)
+    return Readout(W_out, g, beta, float(norm.eps), W_U, b_U)
+
+
+def ablation_values(kind: AblationKind, acts: Array, *, mean_act: Array | None = None,
+                    seed: int = 0) -> Tensor:
+    """The replacement activation for each neuron, by name.
+
+    - ``"mean"``: ā [d_mlp], ``mean_act`` when given (the mean over *all* evaluation positions),
+      else the mean of ``acts`` over its positions;
+    - ``"zero"``: zeros [d_mlp];
+    - ``"resample"``: [n_pos, d_mlp], position t takes the activations of another position of
+      ``acts``, drawn by a seeded random single-cycle permutation (no position keeps its own).
+
+    ``acts`` is [n_pos, d_mlp], the activations at the evaluation positions.
+    """
+    acts = torch.as_tensor(acts)
+    if acts.ndim != 2:
+        raise ValueError(f"acts must be [n_pos, d_mlp], got shape {tuple(acts.shape)}")
+    if kind == "mean":
+        if mean_act is None:
+            return acts.mean(0)
+        mean_act = torch.as_tensor(mean_act)
+        if tuple(mean_act.shape) != (acts.shape[1],):
+            raise ValueError(f"mean_act must be [d_mlp] = [{acts.shape[1]}], got {tuple(mean_act.shape)}")
+        return mean_act.to(device=acts.device, dtype=acts.dtype)
+    if kind == "zero":
+        return torch.zeros(acts.shape[1], dtype=acts.dtype, device=acts.device)
+    if kind == "resample":
+        n_pos = acts.shape[0]
+        if n_pos < 2:
+            raise ValueError("resample ablation needs at least 2 positions")
+        order = torch.randperm(n_pos, generator=torch.Generator().manual_seed(seed))
+        source = torch.empty_like(order)
+        source[order] = order.roll(-1)
+        return acts[source.to(acts.device)]
+    raise ValueError(f"unknown ablation kind {kind!r}; use one of {ABLATION_KINDS}")
+
+
+def influence(resid: Array, acts: Array, targets: Array, readout: Readout,
+              ablated_value: Array | float, *, mode: Mode = "exact",
+              chunk_positions: int | None = None, chunk_neurons: int | None = None,
+              device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+              compile: bool | None = None) -> Tensor:
+    """Δℓ_n(t) in nats, [n_pos, d_mlp]: CE with neuron n set to ``ablated_value`` minus clean CE.
+
+    ``resid`` [n_pos, d_model] is the final LayerNorm's input, ``acts`` [n_pos, d_mlp] the final
+    MLP's post-activations, ``targets`` [n_pos] the next-token ids; ``ablated_value`` is a scalar,
+    [d_mlp] (one value per neuron) or [n_pos, d_mlp] (per position, e.g. resampling).
+    Computed on ``device`` (default: the device of ``resid``) in ``dtype``.
+
+    ``mode="exact"`` is exact to float rounding; peak extra memory is about
+    4·chunk_positions·chunk_neurons·d_vocab bytes (float32) plus M [d_mlp, d_vocab].
+    ``compile``: run the exact kernel through ``torch.compile`` (one fused pass, no chunk
+    tensor); None compiles when the sweep has at least ``COMPILE_MIN_TERMS`` terms, and falls
+    back to the eager kernel with a warning if compilation fails.
+    ``mode="approx"`` is the second-order cumulant expansion (see the module docstring).
+    """
+    resid, acts, targets = torch.as_tensor(resid), torch.as_tensor(acts), torch.as_tensor(targets)
+    device = torch.device(device) if device is not None else resid.device
+    value = _check_inputs(resid, acts, targets, readout, ablated_value, mode)
+    chunk_p, chunk_n = _chunk_sizes(mode, device, chunk_positions, chunk_neurons)
+    ro = readout.to(device, dtype)
+    resid, acts = resid.to(device=device, dtype=dtype), acts.to(device=device, dtype=dtype)
+    targets, value = targets.to(device=device, dtype=torch.long), value.to(device=device, dtype=dtype)
+    n_pos, d_mlp = acts.shape
+    if compile is None:
+        compile = mode == "exact" and n_pos * d_mlp * ro.d_vocab >= COMPILE_MIN_TERMS
+    kernel = _compiled_kernel() if compile else _sum_exp_eager
+
+    with torch.no_grad():
+        neurons = _NeuronTerms.build(ro)
+        M_sq = neurons.M.square() if mode == "approx" else None
+        out = torch.empty(n_pos, d_mlp, dtype=dtype, device=device)
+        for p0 in range(0, n_pos, chunk_p):
+            sl = slice(p0, p0 + chunk_p)
+            pos = _PositionTerms.build(resid[sl], targets[sl], ro, neurons)
+            delta = (value[sl] if value.ndim == 2 else value) - acts[sl]
+            inv_sigma = pos.inv_sigma(delta, neurons, ro)
+            # change of the target logit, Δz_target = z(t, n)[target] − z0(t)[target]
+            d_target = pos.L0_target[:, None] * (inv_sigma - pos.inv_sigma0[:, None]) \
+                + delta * pos.M_target * inv_sigma
+            if mode == "exact":
+                d_lse = _exact_delta_lse(pos, neurons, delta, inv_sigma, chunk_n, kernel)
+            else:
+                d_lse = _approx_delta_lse(pos, neurons, M_sq, delta, inv_sigma)
+            out[sl] = d_lse - d_target
+    return out
+
+
+def clean_loss(resid: Array, targets: Array, readout: Readout, *,
+               device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+               chunk_positions: int = DEFAULT_APPROX_CHUNK_POSITIONS) -> Tensor:
+    """Clean cross-entropy [n_pos] in nats, by the same formula as ``influence`` with δ = 0."""
+    resid, targets = torch.as_tensor(resid), torch.as_tensor(targets)
+    device = torch.device(device) if device is not None else resid.device
+    ro = readout.to(device, dtype)
+    resid, targets = resid.to(device=device, dtype=dtype), targets.to(device=device, dtype=torch.long)
+    with torch.no_grad():
+        neurons = _NeuronTerms.build(ro)
+        parts = []
+        for p0 in range(0, resid.shape[0], chunk_positions):
+            sl = slice(p0, p0 + chunk_positions)
+            pos = _PositionTerms.build(resid[sl], targets[sl], ro, neurons)
+            z0_target = pos.L0_target * pos.inv_sigma0 + neurons.bias[targets[sl]]
+            parts.append(pos.lse0 - z0_target)
+    return torch.cat(parts)
+
+
+def per_sequence_means(delta: Array, seq_ids: Array, mask: Array, *, absolute: bool = False,
+                       n_seq: int | None = None) -> tuple[Tensor, Tensor]:
+    """Per-sequence means of Δℓ over the selected positions, for a bootstrap over sequences.
+
+    ``delta`` [n_pos, d_mlp] (nats), ``seq_ids`` [n_pos] the sequence index (0..n_seq−1) of each
+    position, ``mask`` [n_pos] bool, the positions to average (e.g. rare targets). With
+    ``absolute`` the means are of |Δℓ|. Returns ``(means [n_seq, d_mlp] float64, counts [n_seq])``;
+    a sequence without selected positions has count 0 and NaN means. ``n_seq`` defaults to
+    ``max(seq_ids) + 1``.
+    """
+    delta, seq_ids, mask = torch.as_tensor(delta), torch.as_tensor(seq_ids), torch.as_tensor(mask)
+    if delta.ndim != 2:
+        raise ValueError(f"delta must be [n_pos, d_mlp], got shape {tuple(delta.shape)}")
+    n_pos = delta.shape[0]
+    if tuple(seq_ids.shape) != (n_pos,) or tuple(mask.shape) != (n_pos,):
+        raise ValueError(f"seq_ids and mask must be [n_pos] = [{n_pos}], got {tuple(seq_ids.shape)} "
+                         f"and {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
+    if seq_ids.dtype.is_floating_point or seq_ids.dtype == torch.bool:
+        raise ValueError(f"seq_ids must be integers, got {seq_ids.dtype}")
+    if n_pos and int(seq_ids.min()) < 0:
+        raise ValueError("seq_ids must be non-negative")
+    n_seq = (int(seq_ids.max()) + 1 if n_pos else 0) if n_seq is None else n_seq
+    if n_pos and int(seq_ids.max()) >= n_seq:
+        raise ValueError(f"seq_ids go up to {int(seq_ids.max())}, beyond n_seq = {n_seq}")
+    mask = mask.to(delta.device)
+    ids = seq_ids.to(device=delta.device, dtype=torch.long)[mask]
+    values = delta[mask].to(torch.float64)
+    if absolute:
+        values = values.abs_()
+    sums = torch.zeros(n_seq, delta.shape[1], dtype=torch.float64, device=delta.device).index_add_(0, ids, values)
+    counts = torch.bincount(ids, minlength=n_seq)
+    return sums / counts[:, None], counts
+
+
+# ---------------------------------------------------------------- internals
+
+
+@dataclass
+class _NeuronTerms:
+    """Per-neuron quantities: centred write vectors c [d_mlp, d_model], ‖c‖² [d_mlp],
+    M = (g ⊙ c) W_U [d_mlp, d_vocab], and the constant logit term β W_U + b_U [d_vocab]."""
+
+    c: Tensor
+    cc: Tensor
+    M: Tensor
+    bias: Tensor
+
+    @classmethod
+    def build(cls, ro: Readout) -> "_NeuronTerms":
+        c = ro.W_out - ro.W_out.mean(1, keepdim=True)
+        return cls(c, (c * c).sum(1), (c * ro.ln_weight) @ ro.W_U, ro.ln_bias @ ro.W_U + ro.b_U)
+
+
+@dataclass
+class _PositionTerms:
+    """Per-position quantities of one chunk of cp positions."""
+
+    u: Tensor           # centred residual [cp, d_model]
+    uu: Tensor          # ‖u‖² [cp]
+    L0: Tensor          # (g ⊙ u) W_U [cp, d_vocab]
+    inv_sigma0: Tensor  # clean 1/σ [cp]
+    lse0: Tensor        # clean log-sum-exp [cp]
+    shift: Tensor       # bias − lse0, added to every logit [cp, d_vocab]
+    L0_target: Tensor   # L0 at the target [cp]
+    M_target: Tensor    # M[n, target(t)] [cp, d_mlp]
+
+    @classmethod
+    def build(cls, resid: Tensor, targets: Tensor, ro: Readout, neurons: _NeuronTerms) -> "_PositionTerms":
+        u = resid - resid.mean(1, keepdim=True)
+        uu = (u * u).sum(1)
+        L0 = (u * ro.ln_weight) @ ro.W_U
+        inv_sigma0 = torch.rsqrt(uu / ro.d_model + ro.eps)
+        lse0 = torch.logsumexp(torch.addcmul(neurons.bias, L0, inv_sigma0[:, None]), dim=1)
+        shift = neurons.bias - lse0[:, None]
+        L0_target = L0.gather(1, targets[:, None])[:, 0]
+        M_target = neurons.M[:, targets].T
+        return cls(u, uu, L0, inv_sigma0, lse0, shift, L0_target, M_target)
+
+    def inv_sigma(self, delta: Tensor, neurons: _NeuronTerms, ro: Readout) -> Tensor:
+        """1/σ(t, n) [cp, d_mlp] of the ablated residual u + δ c_n."""
+        uc = self.u @ neurons.c.T
+        var = (self.uu[:, None] + delta * (2 * uc + delta * neurons.cc)) / ro.d_model + ro.eps
+        return torch.rsqrt(var)
+
+
+Kernel = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def _sum_exp(L0: Tensor, M: Tensor, delta: Tensor, inv_sigma: Tensor, shift: Tensor) -> Tensor:
+    """Σ_v exp(z(t, n)_v − lse0(t)) [cp, cn] for L0/shift [cp, V], M [cn, V], delta/inv_sigma [cp, cn]."""
+    z = (L0[:, None, :] + delta[:, :, None] * M[None]) * inv_sigma[:, :, None] + shift[:, None, :]
+    return z.exp().sum(-1)
+
+
+def _sum_exp_eager(L0: Tensor, M: Tensor, delta: Tensor, inv_sigma: Tensor, shift: Tensor) -> Tensor:
+    """``_sum_exp`` in four in-place passes over one [cp, cn, V] buffer."""
+    z = torch.addcmul(L0[:, None, :], delta[:, :, None], M[None])
+    torch.addcmul(shift[:, None, :], z, inv_sigma[:, :, None], out=z)
+    return z.exp_().sum(-1)
+
+
+_COMPILED: dict[str, Kernel] = {}
+
+
+def _compiled_kernel() -> Kernel:
+    """``_sum_exp`` through torch.compile (dynamic shapes, so chunk edges don't recompile);
+    if compiling fails, a warning and the eager kernel."""
+    if "kernel" not in _COMPILED:
+        compiled = torch.compile(_sum_exp, dynamic=True)
+
+        def guarded(*args: Tensor) -> Tensor:
+            try:
+                return compiled(*args)
+            except Exception as err:  # a missing compiler or backend: fall back, loudly
+                warnings.warn(f"torch.compile of the influence kernel failed ({type(err).__name__}: "
+                              f"{err}); using the eager kernel", RuntimeWarning, stacklevel=2)
+                _COMPILED["kernel"] = _sum_exp_eager
+                return _sum_exp_eager(*args)
+
+        _COMPILED["kernel"] = guarded
+    return _COMPILED["kernel"]
+
+
+def _exact_delta_lse(pos: _PositionTerms, neurons: _NeuronTerms, delta: Tensor, inv_sigma: Tensor,
+                     chunk_n: int, kernel: Kernel) -> Tensor:
+    """Exact lse(z(t, n)) − lse(z0(t)) [cp, d_mlp]."""
+    d_mlp = delta.shape[1]
+    sums = torch.empty_like(delta)
+    for n0 in range(0, d_mlp, chunk_n):
+        sl = slice(n0, n0 + chunk_n)
+        sums[:, sl] = kernel(pos.L0, neurons.M[sl], delta[:, sl], inv_sigma[:, sl], pos.shift)
+    # Terms below finfo.tiny may be lost; with sums ≥ V·tiny/eps that loss is below rounding.
+    info = torch.finfo(delta.dtype)
+    bad = ~torch.isfinite(sums) | (sums < pos.L0.shape[1] * info.tiny / info.eps)
+    d_lse = sums.log()
+    if bad.any():
+        p, n = bad.nonzero(as_tuple=True)
+        z = (pos.L0[p] + delta[p, n, None] * neurons.M[n]) * inv_sigma[p, n, None] + pos.shift[p]
+        d_lse[p, n] = torch.logsumexp(z, dim=1)
+    return d_lse
+
+
+def _approx_delta_lse(pos: _PositionTerms, neurons: _NeuronTerms, M_sq: Tensor, delta: Tensor,
+                      inv_sigma: Tensor) -> Tensor:
+    """Second-order cumulant expansion of lse(z(t, n)) − lse(z0(t)) [cp, d_mlp]; ``M_sq`` = M².
+
+    Δz_v = (r − 1)·Z_v + δ/σ·M[n, v] with Z = L0/σ0 and r = σ0/σ, so under p = softmax(z0)
+    E_p[Δz] = (r−1)E[Z] + (δ/σ)E[M_n] and
+    Var_p[Δz] = (r−1)²Var[Z] + (δ/σ)²Var[M_n] + 2(r−1)(δ/σ)Cov[Z, M_n].
+    """
+    Z = pos.L0 * pos.inv_sigma0[:, None]
+    p = torch.softmax(Z + pos.shift, dim=1)
+    EZ = (p * Z).sum(1, keepdim=True)
+    pZc = p * (Z - EZ)                       # centred, so Cov needs no subtraction
+    var_Z = (pZc * (Z - EZ)).sum(1, keepdim=True)
+    EM = p @ neurons.M.T
+    var_M = p @ M_sq.T - EM * EM
+    cov_ZM = pZc @ neurons.M.T
+    a = inv_sigma / pos.inv_sigma0[:, None] - 1
+    b = delta * inv_sigma
+    mean = a * EZ + b * EM
+    var = a * a * var_Z + b * b * var_M + 2 * a * b * cov_ZM
+    return mean + 0.5 * var
+
+
+def _chunk_sizes(mode: Mode, device: torch.device, chunk_positions: int | None,
+                 chunk_neurons: int | None) -> tuple[int, int]:
+    default_p, default_n = DEFAULT_CHUNKS.get(device.type, DEFAULT_CHUNKS["cpu"])
+    if mode == "approx":
+        default_p = DEFAULT_APPROX_CHUNK_POSITIONS
+    sizes = (default_p if chunk_positions is None else chunk_positions,
+             default_n if chunk_neurons is None else chunk_neurons)
+    for name, size in zip(("chunk_positions", "chunk_neurons"), sizes):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"{name} must be a positive int, got {size!r}")
+    return sizes
+
+
+def _check_inputs(resid: Tensor, acts: Tensor, targets: Tensor, readout: Readout,
+                  ablated_value: Tensor | float, mode: str) -> Tensor:
+    """Validate shapes, dtypes and finiteness; return ``ablated_value`` as a tensor."""
+    if mode not in ("exact", "approx"):
+        raise ValueError(f"unknown mode {mode!r}; use 'exact' or 'approx'")
+    if resid.ndim != 2 or resid.shape[1] != readout.d_model:
+        raise ValueError(f"resid must be [n_pos, d_model] = [n_pos, {readout.d_model}], got {tuple(resid.shape)}")
+    n_pos = resid.shape[0]
+    if tuple(acts.shape) != (n_pos, readout.d_mlp):
+        raise ValueError(f"acts must be [n_pos, d_mlp] = [{n_pos}, {readout.d_mlp}], got {tuple(acts.shape)}")
+    if tuple(targets.shape) != (n_pos,):
+        raise ValueError(f"targets must be [n_pos] = [{n_pos}], got {tuple(targets.shape)}")
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer token ids, got {targets.dtype}")
+    if n_pos and (int(targets.min()) < 0 or int(targets.max()) >= readout.d_vocab):
+        raise ValueError(f"targets must lie in [0, d_vocab = {readout.d_vocab}), got "
+                         f"[{int(targets.min())}, {int(targets.max())}]")
+    value = torch.as_tensor(ablated_value)
+    if value.ndim == 0:
+        value = value.expand(readout.d_mlp)
+    if tuple(value.shape) not in ((readout.d_mlp,), (n_pos, readout.d_mlp)):
+        raise ValueError(f"ablated_value must be a scalar, [d_mlp] = [{readout.d_mlp}] or [n_pos, d_mlp] = "
+                         f"[{n_pos}, {readout.d_mlp}], got {tuple(value.shape)}")
+    if readout.ln_weight.shape != (readout.d_model,) or readout.ln_bias.shape != (readout.d_model,) \
+            or readout.W_U.shape[0] != readout.d_model or readout.b_U.shape != (readout.d_vocab,):
+        raise ValueError("readout shapes disagree: need W_out [d_mlp, d_model], ln_weight/ln_bias [d_model], "
+                         "W_U [d_model, d_vocab], b_U [d_vocab]")
+    for name, t in (("resid", resid), ("acts", acts), ("ablated_value", value), ("W_out", readout.W_out),
+                    ("ln_weight", readout.ln_weight), ("ln_bias", readout.ln_bias), ("W_U", readout.W_U),
+                    ("b_U", readout.b_U)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or infinite values")
+    return value

@@ -1,0 +1,506 @@
+"""Regimes of a neuron-influence curve: continuous piecewise-linear fits in log-log (C1–C4).
+
+Input is an influence vector ``I`` ``[d_mlp]`` in nats (signed mean Δloss per neuron when it
+is ablated). The curve is x = ln rank, y = ln I over the neurons with I > 0, ranked 1..n by
+descending I. It is fitted by continuous piecewise-linear functions with 1, 2 and 3 segments
+(hinge basis y = b0 + b1·x + Σ_j c_j·(x − τ_j)_+), the breakpoints τ_j chosen by an exhaustive
+grid followed by a finer local grid, and the fits are compared by Gaussian BIC
+n·ln(RSS/n) + k·ln n, with k = intercept + slopes + breakpoints (2, 4, 6).
+
+Point weighting (a design choice). Ranks are dense at the right end of the x axis: of 1,024
+neurons, 33 lie at ln rank < 3.5 and over 750 at ln rank > 5.5. Fitted on raw points, the
+residuals of the decay tail dominate the RSS, BIC counts the tail's points as independent
+evidence, and the extra breakpoint of a 3-segment fit goes wherever the tail bends, not to
+a plateau of 30–50 neurons. So the curve is first binned evenly in ln rank: bins
+[k·h, (k+1)·h) of width ``bin_width`` h (default 0.1), each non-empty bin becoming one point
+(mean ln rank, mean ln I of its neurons). Below rank 1/h (= 10) every rank is its own point;
+beyond, each point averages more neurons. Every stretch of ln rank then carries weight in
+proportion to its length, as the log-log picture the papers read by eye does; nothing is
+interpolated, so no point exists where there is no neuron. ``min_segment_points``, n in the
+BIC and so the ΔBIC thresholds of the claims all count these binned points. Measured on
+synthetic curves (tests/test_regimes.py generators): a planted 40-neuron plateau is found
+either way, but on curves with no plateau a raw-point fit reported one (ΔBIC(3 vs 2) of
+660–1,020 with the first segment flatter) while the binned fit did not (ΔBIC −7 to 6).
+
+Known limits, measured on the same generators. (i) Single top-ranked neurons are noisier
+than the averaged bins further out: with log-normal noise of SD ≥ 0.08 on every neuron,
+1–7% of plateau-free curves pass the point-estimate gate (``RegimeFit.reports_plateau``);
+none at SD ≤ 0.05. (ii) Where the decay is the noise floor (I crossing 0, ln I plunging),
+the last bins dominate the RSS and ΔBIC(3 vs 2) of a real plateau shrinks: 2–12% of planted
+plateaus stay under ΔBIC 10 (the plateau is still located). Binning does not make a plateau
+by itself; the null curves (step 0, permuted weights), fitted by this same function, are
+what guard against false plateaus.
+
+Sign convention. Slopes of ln I against ln rank are negative; ``plateau_score`` =
+slope(segment 1) − slope(segment 2) = exponent(segment 2) − exponent(segment 1), positive
+when segment 1 is flatter than segment 2 (a plateau), 0 when they are equal.
+
+The middle regime (segment 2 of the 3-segment fit) is also tested as a power law: an OLS of
+the raw middle neurons (statsmodels; R², exponent and its standard error) and Clauset-style
+likelihood-ratio tests of the middle I values (a continuous power law on [min, max] of the
+middle) against a lognormal and an exponential with the ``powerlaw`` package.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import powerlaw
+import statsmodels.api as sm
+from powerlaw.distributions import Power_Law
+
+from harness.stats import bootstrap_indices
+
+FIXED_CUTS: tuple[float, float] = (3.5, 5.5)
+"""The authors' fixed ln-rank boundaries between the three regimes (ranks ≈ 33 and ≈ 245)."""
+
+DEFAULT_BIN_WIDTH = 0.1
+"""Default width of the ln-rank bins the curve is averaged over before fitting."""
+
+REFINE_STEPS = 11
+"""Breakpoint positions per breakpoint and level of the local refinement around the grid optimum."""
+
+REFINE_LEVELS = 2
+"""Zoom levels of the refinement: the first spans the optimum's data neighbours, each next one
+± one step of the previous (resolution (bin spacing)·(2 / (REFINE_STEPS − 1))^levels)."""
+
+POWER_LAW_ALPHA_RANGE = [1.0 + 1e-6, 100.0]
+"""Range searched for the value-distribution exponent α = 1 + 1/exponent of the middle
+regime (rank exponents from 0.01 upward); ``powerlaw``'s default [0, 3] would cut off rank
+exponents below 0.5."""
+
+
+@dataclass(frozen=True)
+class SegmentFit:
+    """A continuous piecewise-linear fit of ln I against ln rank.
+
+    ``breakpoints`` are in ln rank (length ``n_segments − 1``); ``slopes`` are d ln I / d ln rank
+    of each segment (negative for a decaying curve); ``rss`` and ``bic`` refer to the binned
+    curve the fit was made on.
+    """
+
+    n_segments: int
+    breakpoints: tuple[float, ...]
+    intercept: float
+    slopes: tuple[float, ...]
+    rss: float
+    bic: float
+
+    def evaluate(self, x: np.ndarray | Sequence[float]) -> np.ndarray:
+        """The fitted ln I at ln-rank positions ``x`` (any shape)."""
+        x = np.asarray(x, dtype=float)
+        y = self.intercept + self.slopes[0] * x
+        for tau, change in zip(self.breakpoints, np.diff(self.slopes)):
+            y = y + change * np.maximum(x - tau, 0.0)
+        return y
+
+
+@dataclass(frozen=True)
+class LikelihoodRatio:
+    """Clauset-style comparison of a power law against ``alternative`` on the middle regime.
+
+    ``R`` is the normalised log-likelihood ratio (positive: power law preferred, negative: the
+    alternative preferred) and ``p`` the significance of its sign (non-nested test).
+    """
+
+    alternative: str
+    R: float
+    p: float
+
+    def alternative_preferred(self, alpha: float) -> bool:
+        """True when the alternative fits significantly better than the power law at ``alpha``."""
+        return self.R < 0 and self.p < alpha
+
+
+@dataclass(frozen=True)
+class RegimeFit:
+    """Everything ``fit_regimes`` measures on one influence vector.
+
+    Shapes and units: ``curve_x``/``curve_y`` are the binned curve (ln rank, ln nats) the
+    segment fits were made on; ``specialist_ids`` are indices into the original influence
+    vector (the neurons with ln rank < the first breakpoint of the 3-segment fit), in rank
+    order; ``plateau_percent`` is ``plateau_size`` in % of ``d_mlp``. ``middle_*`` refer to the
+    raw neurons between the two breakpoints of the 3-segment fit. ``fixed_cut_slopes`` are
+    OLS slopes of the raw curve in ln rank [0, 3.5), [3.5, 5.5), [5.5, ∞) (NaN where a bin has
+    fewer than 3 neurons).
+    """
+
+    d_mlp: int
+    n_positive: int
+    bin_width: float
+    min_segment_points: int
+    curve_x: np.ndarray
+    curve_y: np.ndarray
+    fits: dict[int, SegmentFit]
+    delta_bic_2v1: float
+    delta_bic_3v2: float
+    plateau_score: float
+    specialist_ids: np.ndarray
+    plateau_size: int
+    plateau_percent: float
+    middle_exponent: float
+    middle_n: int
+    middle_ols_exponent: float
+    middle_ols_exponent_se: float
+    middle_r2: float
+    middle_alpha: float
+    lr_lognormal: LikelihoodRatio
+    lr_exponential: LikelihoodRatio
+    fixed_cut_slopes: tuple[float, float, float]
+
+    def reports_plateau(self, delta_bic_min: float) -> bool:
+        """The point-estimate part of C1: 3 segments beat 2 by more than ``delta_bic_min`` and
+        segment 1 is flatter than segment 2 (``plateau_score`` > 0). Otherwise the fit
+        reports no plateau. (C1 adds the bootstrap CI and the null curves.)"""
+        return self.delta_bic_3v2 > delta_bic_min and self.plateau_score > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the curve
+
+
+def _check_influence(influence: np.ndarray | Sequence[float]) -> np.ndarray:
+    values = np.asarray(influence, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"influence must be a vector [d_mlp] (nats per neuron), got shape {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(
+            f"influence has {bad.size} non-finite value(s) (first at neuron {bad[0]}); "
+            "every neuron needs a finite mean Δloss in nats"
+        )
+    if not np.any(values > 0):
+        raise ValueError(
+            f"no neuron has positive influence (all {values.size} are ≤ 0 nats): the ln I curve is empty"
+        )
+    return values
+
+
+def _check_options(min_segment_points: int, bin_width: float) -> None:
+    if int(min_segment_points) != min_segment_points or min_segment_points < 2:
+        raise ValueError(f"min_segment_points must be an integer ≥ 2, got {min_segment_points!r}")
+    if not (np.isfinite(bin_width) and bin_width > 0):
+        raise ValueError(f"bin_width must be a positive number of ln-rank units, got {bin_width!r}")
+
+
+def rank_curve(influence: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The raw curve: ``(neuron_ids, ln_rank, ln_influence)``, each ``[n_positive]``.
+
+    Neurons with influence > 0, in descending order of influence (ties by neuron index);
+    ln rank = ln 1, ln 2, …; ln influence in ln nats.
+    """
+    values = _check_influence(influence)
+    positive = np.flatnonzero(values > 0)
+    order = positive[np.argsort(-values[positive], kind="stable")]
+    ln_rank = np.log(np.arange(1, order.size + 1, dtype=float))
+    return order, ln_rank, np.log(values[order])
+
+
+# ---------------------------------------------------------------------------------------------
+# continuous piecewise-linear least squares, vectorised over candidate breakpoints
+
+
+def _hinge_design(x: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """Design matrices ``[n_candidates, n_points, 2 + n_breaks]`` for breakpoints ``[n_candidates, n_breaks]``."""
+    n_candidates = taus.shape[0]
+    base = np.broadcast_to(np.stack([np.ones_like(x), x], axis=1), (n_candidates, x.size, 2))
+    hinges = np.maximum(x[None, :, None] - taus[:, None, :], 0.0)
+    return np.concatenate([base, hinges], axis=2)
+
+
+def _valid(x: np.ndarray, taus: np.ndarray, min_points: int) -> np.ndarray:
+    """Candidates whose segments (x < τ1, τ1 ≤ x < τ2, …, x ≥ τ_last) each hold ≥ min_points."""
+    cuts = np.searchsorted(x, taus, side="left")
+    edges = np.concatenate([np.zeros((len(taus), 1), int), cuts, np.full((len(taus), 1), x.size)], axis=1)
+    return np.all(np.diff(edges, axis=1) >= min_points, axis=1) & np.all(np.diff(taus, axis=1) > 0, axis=1)
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Breakpoint candidates ``taus`` ``[C, n_breaks]`` for curve positions x, with Qᵀ of each
+    candidate's design (orthonormal basis of its columns) stacked in ``basis_t`` ``[C·(2 + n_breaks), n_points]``.
+
+    The least-squares RSS of y is ‖y‖² − ‖Qᵀy‖², so the best candidate for any y is one
+    matrix-vector product away.
+    """
+
+    taus: np.ndarray
+    basis_t: np.ndarray
+
+    @classmethod
+    def build(cls, x: np.ndarray, taus: np.ndarray) -> "_Candidates":
+        q, _ = np.linalg.qr(_hinge_design(x, taus))
+        return cls(taus, np.swapaxes(q, 1, 2).reshape(-1, x.size))
+
+    def best(self, y: np.ndarray) -> np.ndarray:
+        projected = (self.basis_t @ y).reshape(len(self.taus), -1)
+        return self.taus[np.argmax(np.einsum("ck,ck->c", projected, projected))]
+
+
+def _grid(x: np.ndarray, n_breaks: int, min_points: int) -> np.ndarray:
+    """All breakpoint tuples placed on data positions x_k that leave ≥ min_points per segment."""
+    positions = np.arange(min_points, x.size - min_points + 1)
+    if n_breaks == 1:
+        ks = positions[:, None]
+    else:
+        k1, k2 = np.meshgrid(positions, positions, indexing="ij")
+        keep = k2 - k1 >= min_points
+        ks = np.stack([k1[keep], k2[keep]], axis=1)
+    return x[ks]
+
+
+def _local_grid(centres: np.ndarray, half_widths: np.ndarray) -> np.ndarray:
+    """All breakpoint tuples on a ``REFINE_STEPS``-point grid of ±half_width around each centre."""
+    axes = [np.linspace(c - h, c + h, REFINE_STEPS) for c, h in zip(centres, half_widths)]
+    return np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
+
+
+def _refine(x: np.ndarray, y: np.ndarray, best: np.ndarray, min_points: int) -> np.ndarray:
+    """Zoom in on the grid optimum ``best``: a fine grid spanning each breakpoint's data
+    neighbours, then finer ones around each level's optimum (``REFINE_LEVELS`` levels)."""
+    ks = np.searchsorted(x, best)
+    lo, hi = x[np.maximum(ks - 1, 0)], x[np.minimum(ks + 1, x.size - 1)]
+    centres, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    for _ in range(REFINE_LEVELS):
+        candidates = _local_grid(centres, half)
+        candidates = np.concatenate([best[None, :], candidates[_valid(x, candidates, min_points)]])
+        best = _Candidates.build(x, candidates).best(y)
+        centres, half = best, 2.0 * half / (REFINE_STEPS - 1)
+    return best
+
+
+def _segment_fit(x: np.ndarray, y: np.ndarray, breakpoints: np.ndarray) -> SegmentFit:
+    design = _hinge_design(x, breakpoints[None, :])[0]
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    rss = float(np.sum((y - design @ coef) ** 2))
+    n, n_segments = x.size, breakpoints.size + 1
+    bic = n * np.log(max(rss, np.finfo(float).tiny) / n) + 2 * n_segments * np.log(n)
+    return SegmentFit(
+        n_segments=n_segments,
+        breakpoints=tuple(float(t) for t in breakpoints),
+        intercept=float(coef[0]),
+        slopes=tuple(float(s) for s in np.cumsum(coef[1:])),
+        rss=rss,
+        bic=float(bic),
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The ln-rank binning of ranks 1..n_positive and the coarse breakpoint grids of the binned
+    curve: everything about a fit that does not depend on the influence values."""
+
+    bin_of_rank: np.ndarray
+    counts: np.ndarray
+    x: np.ndarray
+    min_points: int
+    coarse: dict[int, _Candidates]
+
+    @classmethod
+    def build(cls, n_positive: int, bin_width: float, min_points: int) -> "_Layout":
+        ln_rank = np.log(np.arange(1, n_positive + 1, dtype=float))
+        _, bin_of_rank = np.unique(np.floor(ln_rank / bin_width + 1e-9), return_inverse=True)
+        counts = np.bincount(bin_of_rank)
+        x = np.bincount(bin_of_rank, weights=ln_rank) / counts
+        if x.size < 3 * min_points:
+            raise ValueError(
+                f"the binned influence curve has {x.size} points ({n_positive} neurons with positive "
+                f"influence, bin_width={bin_width}) but a 3-segment fit with min_segment_points="
+                f"{min_points} needs at least {3 * min_points}: too few positive neurons "
+                "(or lower min_segment_points / bin_width)"
+            )
+        coarse = {s: _Candidates.build(x, _grid(x, s - 1, min_points)) for s in (2, 3)}
+        return cls(bin_of_rank, counts, x, min_points, coarse)
+
+    def binned(self, ln_influence: np.ndarray) -> np.ndarray:
+        """Mean ln I of each bin ``[n_points]`` for a ranked curve ``[n_positive]``."""
+        return np.bincount(self.bin_of_rank, weights=ln_influence) / self.counts
+
+    def fit(self, y: np.ndarray) -> dict[int, SegmentFit]:
+        """The best 1-, 2- and 3-segment fits to the binned curve ``y``."""
+        y_centred = y - y.mean()
+        fits = {1: _segment_fit(self.x, y, np.zeros(0))}
+        for s, candidates in self.coarse.items():
+            best = _refine(self.x, y_centred, candidates.best(y_centred), self.min_points)
+            fits[s] = _segment_fit(self.x, y, best)
+        return fits
+
+
+def _plateau_score(fit3: SegmentFit) -> float:
+    return fit3.slopes[0] - fit3.slopes[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# the middle regime and the fixed cuts
+
+
+def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(slope, slope SE, R²) of an OLS of y on x; NaN when fewer than 3 points."""
+    if x.size < 3:
+        return float("nan"), float("nan"), float("nan")
+    result = sm.OLS(y, sm.add_constant(x)).fit()
+    return float(result.params[1]), float(result.bse[1]), float(result.rsquared)
+
+
+def _likelihood_ratios(values: np.ndarray) -> tuple[float, LikelihoodRatio, LikelihoodRatio]:
+    """Power-law α of ``values`` on [min, max] and its LR tests against lognormal and exponential.
+
+    powerlaw 2.0.0 skips the numerical fit of a continuous power law when the untruncated
+    estimate 1 + n/Σ ln(x/xmin) lies in (1.5, 3], even with an ``xmax`` (its docstring says
+    otherwise), and keeps that biased estimate: on a planted r^−1 middle it returned α = 2.47
+    instead of 2 and the LR test then preferred the lognormal and the exponential (p < 0.01).
+    So the power law is refitted here with ``force_numerical_fit=True`` (cf. powerlaw-devs/
+    powerlaw issues #89, #108 on xmax). ``nested=False`` is passed explicitly.
+    """
+    nan = float("nan")
+    if values.size < 3 or values.min() == values.max():
+        return nan, LikelihoodRatio("lognormal", nan, nan), LikelihoodRatio("exponential", nan, nan)
+    lo, hi = float(values.min()), float(values.max())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = powerlaw.Fit(values, xmin=lo, xmax=hi, discrete=False, verbose=0)
+        fit.power_law = Power_Law(data=fit.data, xmin=lo, xmax=hi, discrete=False, force_numerical_fit=True,
+                                  parameter_ranges={"alpha": POWER_LAW_ALPHA_RANGE}, parent_Fit=fit, verbose=0)
+        tests = [
+            LikelihoodRatio(alt, *map(float, fit.distribution_compare(
+                "power_law", alt, normalized_ratio=True, nested=False)))
+            for alt in ("lognormal", "exponential")
+        ]
+    return float(fit.power_law.alpha), tests[0], tests[1]
+
+
+def _fixed_cut_slopes(ln_rank: np.ndarray, ln_influence: np.ndarray) -> tuple[float, float, float]:
+    edges = (0.0, *FIXED_CUTS, np.inf)
+    slopes = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (ln_rank >= lo) & (ln_rank < hi)
+        slopes.append(_ols(ln_rank[inside], ln_influence[inside])[0])
+    return slopes[0], slopes[1], slopes[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+
+
+def fit_regimes(influence: np.ndarray | Sequence[float], min_segment_points: int = 5,
+                bin_width: float = DEFAULT_BIN_WIDTH) -> RegimeFit:
+    """Fit 1, 2 and 3 regimes to the influence curve of ``influence`` ``[d_mlp]`` (nats).
+
+    ``min_segment_points`` is the fewest binned curve points per segment; ``bin_width`` the
+    width of the ln-rank bins (see the module docstring). Raises ``ValueError`` for NaN or
+    infinite influences, no positive influence, or too few binned points for 3 segments.
+    """
+    _check_options(min_segment_points, bin_width)
+    ids, ln_rank, ln_influence = rank_curve(influence)
+    layout = _Layout.build(ids.size, bin_width, min_segment_points)
+    y = layout.binned(ln_influence)
+    fits = layout.fit(y)
+    fit3 = fits[3]
+    tau1, tau2 = fit3.breakpoints
+    d_mlp = int(np.asarray(influence).size)
+
+    specialists = ids[ln_rank < tau1]
+    middle = (ln_rank >= tau1) & (ln_rank < tau2)
+    ols_slope, ols_se, r2 = _ols(ln_rank[middle], ln_influence[middle])
+    alpha, lr_lognormal, lr_exponential = _likelihood_ratios(np.exp(ln_influence[middle]))
+    return RegimeFit(
+        d_mlp=d_mlp,
+        n_positive=int(ids.size),
+        bin_width=float(bin_width),
+        min_segment_points=int(min_segment_points),
+        curve_x=layout.x,
+        curve_y=y,
+        fits=fits,
+        delta_bic_2v1=fits[1].bic - fits[2].bic,
+        delta_bic_3v2=fits[2].bic - fit3.bic,
+        plateau_score=_plateau_score(fit3),
+        specialist_ids=specialists,
+        plateau_size=int(specialists.size),
+        plateau_percent=100.0 * specialists.size / d_mlp,
+        middle_exponent=-fit3.slopes[1],
+        middle_n=int(middle.sum()),
+        middle_ols_exponent=-ols_slope,
+        middle_ols_exponent_se=ols_se,
+        middle_r2=r2,
+        middle_alpha=alpha,
+        lr_lognormal=lr_lognormal,
+        lr_exponential=lr_exponential,
+        fixed_cut_slopes=_fixed_cut_slopes(ln_rank, ln_influence),
+    )
+
+
+def pooled_influence(seq_means: np.ndarray, seq_counts: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Position-weighted influence ``[n_resamples, d_mlp]`` of resampled sequences.
+
+    ``seq_means`` ``[n_seq, d_mlp]`` (nats; rows of sequences without positions may be NaN),
+    ``seq_counts`` ``[n_seq]`` selected positions per sequence, ``indices``
+    ``[n_resamples, n_seq]`` resampled sequence ids. Row r is Σ_s count_s·mean_s / Σ_s count_s
+    over the sequences of resample r (NaN where they hold no position).
+    """
+    n_seq = seq_means.shape[0]
+    multiplicity = np.zeros((indices.shape[0], n_seq))
+    np.add.at(multiplicity, (np.arange(indices.shape[0])[:, None], indices), 1.0)
+    weights = multiplicity * seq_counts[None, :]
+    sums = weights @ np.where(seq_counts[:, None] > 0, seq_means, 0.0)
+    totals = weights.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, sums / totals, np.nan)
+
+
+def _check_sequences(seq_means: np.ndarray, seq_counts: np.ndarray) -> None:
+    if seq_means.ndim != 2:
+        raise ValueError(f"seq_means must be [n_seq, d_mlp] (nats), got shape {seq_means.shape}")
+    if seq_counts.shape != (seq_means.shape[0],):
+        raise ValueError(f"seq_counts must be [n_seq] = [{seq_means.shape[0]}], got shape {seq_counts.shape}")
+    if np.any(~np.isfinite(seq_counts)) or np.any(seq_counts < 0):
+        raise ValueError("seq_counts must be finite, non-negative numbers of positions")
+    if seq_counts.sum() <= 0:
+        raise ValueError("no sequence has a selected position (all seq_counts are 0)")
+    used = seq_counts > 0
+    if np.any(~np.isfinite(seq_means[used])):
+        raise ValueError("seq_means has non-finite values in sequences with selected positions")
+
+
+def bootstrap_regimes(seq_means: np.ndarray, seq_counts: np.ndarray, n_resamples: int, seed: int,
+                      min_segment_points: int = 5, bin_width: float = DEFAULT_BIN_WIDTH) -> dict[str, np.ndarray]:
+    """Bootstrap over sequences of the 3-segment statistics.
+
+    ``seq_means`` ``[n_seq, d_mlp]``: per-sequence mean Δloss per neuron (nats);
+    ``seq_counts`` ``[n_seq]``: the positions each mean is over. Each resample draws sequences
+    with replacement (``harness.stats.bootstrap_indices(n_seq, n_resamples, seed)``), pools
+    them with ``pooled_influence`` and refits the curve. Returns arrays ``[n_resamples]``:
+    ``plateau_score``, ``exponent`` (middle regime, −slope of segment 2), ``delta_bic_3v2``,
+    ``first_breakpoint`` (ln rank) and ``plateau_size`` (neurons); NaN for a resample whose
+    curve is too short to fit.
+    """
+    _check_options(min_segment_points, bin_width)
+    seq_means = np.asarray(seq_means, dtype=float)
+    seq_counts = np.asarray(seq_counts, dtype=float)
+    _check_sequences(seq_means, seq_counts)
+    indices = bootstrap_indices(seq_means.shape[0], n_resamples, seed)
+    influences = pooled_influence(seq_means, seq_counts, indices)
+
+    keys = ("plateau_score", "exponent", "delta_bic_3v2", "first_breakpoint", "plateau_size")
+    out = {key: np.full(n_resamples, np.nan) for key in keys}
+    layouts: dict[int, _Layout | None] = {}
+    for r, influence in enumerate(influences):
+        positive = np.sort(influence[influence > 0])[::-1]
+        if positive.size not in layouts:
+            try:
+                layouts[positive.size] = _Layout.build(positive.size, bin_width, min_segment_points)
+            except ValueError:
+                layouts[positive.size] = None
+        layout = layouts[positive.size]
+        if layout is None:
+            continue
+        fits = layout.fit(layout.binned(np.log(positive)))
+        fit3 = fits[3]
+        out["plateau_score"][r] = _plateau_score(fit3)
+        out["exponent"][r] = -fit3.slopes[1]
+        out["delta_bic_3v2"][r] = fits[2].bic - fit3.bic
+        out["first_breakpoint"][r] = fit3.breakpoints[0]
+        out["plateau_size"][r] = np.count_nonzero(np.log(np.arange(1, positive.size + 1)) < fit3.breakpoints[0])
+    return out

@@ -1,0 +1,147 @@
+"""The zoo: tiny families build quickly, completely, deterministically and atomically, and load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness import zoo
+
+TINY = [name for name, spec in zoo.ZOO.items() if not spec.default]
+# The tiny pair is promised to build in 30 s on two idle cores; the bound doubles it for a
+# loaded test machine.
+TINY_BUILD_BOUND_S = 2 * 30
+MAX_D_MLP, MAX_VOCAB = 1024, 8192  # the influence sweep costs positions × d_mlp × vocabulary
+
+
+def _build_cli(name: str, root: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.zoo", "build", name, "--root", str(root), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> tuple[Path, float]:
+    root = tmp_path_factory.mktemp("zoo")
+    start = time.perf_counter()
+    for name in TINY:
+        zoo.ensure_built(name, root, progress=False)
+    return root, time.perf_counter() - start
+
+
+def _weights(path: Path) -> dict[int, bytes]:
+    return {int(d.name[4:]): (d / "model.safetensors").read_bytes() for d in path.glob("step*")}
+
+
+def test_pythia_schedule():
+    assert zoo.pythia_schedule(1000, 4) == (0, 1, 2, 4, 8, 16, 32, 64, 128, 250, 500, 750, 1000)
+    assert zoo.pythia_schedule(32, 1) == (0, 1, 2, 4, 8, 16, 32)
+    with pytest.raises(ValueError, match="divisible"):
+        zoo.pythia_schedule(1000, 3)
+
+
+def test_specs_fit_the_budget():
+    defaults = [s for s in zoo.ZOO.values() if s.default]
+    assert {s.name.split("-")[0] for s in defaults} == {"neox", "gpt2"}
+    for spec in zoo.ZOO.values():
+        assert spec.d_mlp <= MAX_D_MLP and spec.vocab_size <= MAX_VOCAB
+        assert spec.steps[0] == 0 and list(spec.steps) == sorted(set(spec.steps))
+        assert spec.name.startswith({"gpt_neox": "neox-", "gpt2": "gpt2-"}[spec.arch])
+    for spec in defaults:
+        assert spec.n_ctx == 128 and 12 <= len(spec.steps) <= 16
+
+
+def test_unknown_family():
+    with pytest.raises(ValueError, match="neox-tiny"):
+        zoo.ensure_built("pythia-70m")
+
+
+def test_tiny_families_build_completely_and_quickly(tiny_root):
+    root, seconds = tiny_root
+    assert seconds < TINY_BUILD_BOUND_S, f"tiny zoo took {seconds:.1f} s to build"
+    for name in TINY:
+        spec, path = zoo.ZOO[name], root / name
+        assert zoo.is_built(name, root)
+        manifest = json.loads((path / zoo.MANIFEST).read_text())
+        assert manifest["steps"] == list(spec.steps)
+        assert sorted(_weights(path)) == list(spec.steps)
+        for step, record in manifest["checkpoints"].items():
+            assert zoo._sha256(path / f"step{step}" / "model.safetensors") == record["sha256"]
+        counts = np.load(path / zoo.COUNTS)
+        assert counts.dtype == np.int64 and counts.shape == (spec.vocab_size,)
+        assert counts.sum() == manifest["train_stream_tokens"]
+        assert manifest["checkpoints"][str(spec.final_step)]["eval_loss"] < manifest["checkpoints"]["0"]["eval_loss"]
+        assert not list(root.glob(f".tmp-{name}-*"))
+
+
+def test_checkpoints_load_offline_in_transformers_and_transformer_lens(tiny_root, monkeypatch):
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root, _ = tiny_root
+    for name in TINY:
+        spec = zoo.ZOO[name]
+        directory = root / name / f"step{spec.final_step}"
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        assert tokenizer.bos_token_id == tokenizer.eos_token_id == tokenizer.pad_token_id == zoo.BOS_ID
+        assert len(tokenizer) == spec.vocab_size
+        ids = torch.tensor([[zoo.BOS_ID] + tokenizer.encode("To be, or not to be", add_special_tokens=False)])
+        model = AutoModelForCausalLM.from_pretrained(directory).eval()
+        assert model.config.model_type == spec.arch
+        with torch.no_grad():
+            hf_logits = model(ids).logits
+            bridge = TransformerBridge.boot_transformers(str(directory), device="cpu")
+            tl_logits = bridge(ids, return_type="logits")
+        assert bridge.cfg.d_mlp == spec.d_mlp and bridge.cfg.n_layers == spec.n_layers
+        torch.testing.assert_close(tl_logits, hf_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_build_is_deterministic_across_processes(tiny_root, tmp_path):
+    root, _ = tiny_root
+    name = TINY[0]
+    proc = _build_cli(name, tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out.decode()
+    assert _weights(tmp_path / name) == _weights(root / name)
+    step = zoo.ZOO[name].final_step
+    for file in ("tokenizer.json", "tokenizer_config.json", "config.json"):
+        assert (tmp_path / name / f"step{step}" / file).read_bytes() == (root / name / f"step{step}" / file).read_bytes()
+    assert np.array_equal(np.load(tmp_path / name / zoo.COUNTS), np.load(root / name / zoo.COUNTS))
+
+
+def test_interrupted_build_never_looks_complete(tiny_root, tmp_path):
+    root, _ = tiny_root
+    name = TINY[0]
+    proc = _build_cli(name, tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f".tmp-{name}-*/step0/model.safetensors")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the build never wrote its first checkpoint"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert not (tmp_path / name).exists() and not zoo.is_built(name, tmp_path)
+    assert list(tmp_path.glob(f".tmp-{name}-*"))  # the partial build is where it was left
+
+    path = zoo.ensure_built(name, tmp_path, progress=False)  # recovers: clears the leftovers
+    assert not list(tmp_path.glob(f".tmp-{name}-*"))
+    assert _weights(path) == _weights(root / name)
+
+
+def test_a_build_of_another_spec_is_stale(tmp_path):
+    name = TINY[0]
+    (tmp_path / name).mkdir()
+    record = zoo._spec_record(zoo.ZOO[name])
+    (tmp_path / name / zoo.MANIFEST).write_text(json.dumps({"spec": {**record, "seed": record["seed"] + 1}}))
+    assert not zoo.is_built(name, tmp_path)
+    (tmp_path / name / zoo.MANIFEST).write_text(json.dumps({"spec": record}))
+    assert zoo.is_built(name, tmp_path)
