@@ -1,6 +1,6 @@
 """Benchmark: the exact batched influence sweep against one hooked forward pass per neuron.
 
-    python benchmarks/influence.py [--subject zoo:neox-4l@step512 | HF_DIR] [--positions 2048]
+    python benchmarks/influence.py [--subject zoo:neox-4l@step512 | hf:/dir] [--positions 2048]
                                    [--threads 2] [--device cpu|cuda] [--synthetic]
 
 Default subject: a random-init GPT-NeoX of the default zoo's largest shape (4 layers,
@@ -20,6 +20,7 @@ allocator's peak on GPU).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.influence import DEFAULT_CHUNKS, Readout, final_readout, influence
+
+MEMORY_POSITIONS = 256
 
 
 @dataclass
@@ -54,7 +57,7 @@ class Inputs:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--subject", help="zoo:NAME@stepN or a Hugging Face model directory "
+    p.add_argument("--subject", help="a subject spec, e.g. zoo:neox-4l@step512 or hf:/dir "
                                      "(default: random-init GPT-NeoX of the given shape)")
     p.add_argument("--synthetic", action="store_true", help="random tensors, dense-readout baseline, no model")
     p.add_argument("--positions", type=int, default=2048)
@@ -86,12 +89,7 @@ def chunk_pair(text: str) -> tuple[int, int]:
 
 def model_inputs(args: argparse.Namespace) -> Inputs:
     """Resid/acts/targets of a TransformerBridge on seeded random tokens, with the hook-loop baseline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformer_lens.model_bridge import TransformerBridge
-
-    path, description = model_dir(args)
-    bridge = TransformerBridge.boot_transformers(str(path), device=args.device, dtype=torch.float32)
-    bridge.eval()
+    bridge, description = load_bridge(args)
     cfg = bridge.cfg
     n_seq = math.ceil(args.positions / (args.seq_len - 1))
     g = torch.Generator().manual_seed(args.seed)
@@ -125,15 +123,13 @@ def model_inputs(args: argparse.Namespace) -> Inputs:
                   hook_loop, "TransformerLens hook loop", description)
 
 
-def model_dir(args: argparse.Namespace) -> tuple[Path, str]:
-    """The subject's Hugging Face directory, or a random-init GPT-NeoX saved to a temp dir."""
-    if args.subject and args.subject.startswith("zoo:"):
-        from harness.zoo import ensure_built
-
-        name, _, step = args.subject[4:].partition("@")
-        return ensure_built(name) / (step or "step0"), args.subject
+def load_bridge(args: argparse.Namespace):
+    """The subject (any subject spec, through harness.loading), or a random-init GPT-NeoX."""
     if args.subject:
-        return Path(args.subject), args.subject
+        from harness.loading import load_model
+
+        return load_model(args.subject, device=args.device), args.subject
+    from transformer_lens.model_bridge import TransformerBridge
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     torch.manual_seed(args.seed)
@@ -141,10 +137,13 @@ def model_dir(args: argparse.Namespace) -> tuple[Path, str]:
                         num_attention_heads=args.heads, intermediate_size=args.d_mlp,
                         max_position_embeddings=args.seq_len, use_parallel_residual=True, hidden_dropout=0.0,
                         attention_dropout=0.0, rotary_pct=0.25, initializer_range=args.init_range)
-    path = Path(tempfile.mkdtemp(prefix="influence-bench-"))
-    GPTNeoXForCausalLM(cfg).save_pretrained(path)
-    return path, (f"random-init GPT-NeoX ({args.layers} layers, d_model {args.d_model}, d_mlp {args.d_mlp}, "
-                  f"vocab {args.vocab}, init SD {args.init_range})")
+    with tempfile.TemporaryDirectory(prefix="influence-bench-") as path:
+        GPTNeoXForCausalLM(cfg).save_pretrained(path)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        bridge = TransformerBridge.boot_transformers(path, device=args.device, dtype=torch.float32)
+    bridge.eval()
+    return bridge, (f"random-init GPT-NeoX ({args.layers} layers, d_model {args.d_model}, d_mlp {args.d_mlp}, "
+                    f"vocab {args.vocab}, init SD {args.init_range})")
 
 
 def synthetic_inputs(args: argparse.Namespace) -> Inputs:
@@ -202,20 +201,23 @@ def floor_seconds(n_pos: int, d_mlp: int, vocab: int, chunk: tuple[int, int], de
 
 
 def memory_mb(inputs: Inputs, chunk: tuple[int, int], args: argparse.Namespace) -> float:
-    """Peak extra memory (MB) of the exact eager sweep at this chunk size."""
+    """Peak extra memory (MB) of the exact eager sweep at this chunk size, on the first
+    MEMORY_POSITIONS positions (the chunk tensor and M do not depend on the position count)."""
+    head = slice(0, MEMORY_POSITIONS)
+    part = dataclasses.replace(inputs, resid=inputs.resid[head], acts=inputs.acts[head], targets=inputs.targets[head])
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        run_exact(inputs, chunk, compile=False)
+        run_exact(part, chunk, compile=False)
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "inputs.pt"
-        ro = inputs.readout
-        torch.save({"resid": inputs.resid, "acts": inputs.acts, "targets": inputs.targets,
-                    "mean_act": inputs.mean_act, "readout": [ro.W_out, ro.ln_weight, ro.ln_bias, ro.eps,
-                                                             ro.W_U, ro.b_U]}, path)
+        ro = part.readout
+        torch.save({"resid": part.resid.clone(), "acts": part.acts.clone(), "targets": part.targets.clone(),
+                    "mean_act": part.mean_act, "readout": [ro.W_out, ro.ln_weight, ro.ln_bias, ro.eps,
+                                                           ro.W_U, ro.b_U]}, path)
         cmd = [sys.executable, __file__, "--memory-probe", str(path), "--chunks", f"{chunk[0]}x{chunk[1]}",
                "--threads", str(args.threads)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -223,13 +225,14 @@ def memory_mb(inputs: Inputs, chunk: tuple[int, int], args: argparse.Namespace) 
 
 
 def memory_probe(args: argparse.Namespace) -> None:
-    """In a fresh process: peak RSS growth of one exact eager sweep (after loading and a tiny warm-up)."""
+    """In a fresh process: peak RSS growth of one exact eager sweep (after loading, and a warm-up
+    on one neuron and two positions that loads the libraries without allocating a full M)."""
     torch.set_num_threads(args.threads)
     saved = torch.load(args.memory_probe)
     ro = Readout(*saved["readout"])
     inputs = Inputs(saved["resid"], saved["acts"], saved["targets"], ro, saved["mean_act"], lambda n: None, "", "")
-    influence(inputs.resid[:2], inputs.acts[:2], inputs.targets[:2], ro, inputs.mean_act, chunk_neurons=1,
-              compile=False)
+    influence(inputs.resid[:2], inputs.acts[:2, :1], inputs.targets[:2], dataclasses.replace(ro, W_out=ro.W_out[:1]),
+              inputs.mean_act[:1], compile=False)
     base = peak_rss_kib()
     run_exact(inputs, chunk_pair(args.chunks), compile=False)
     print(json.dumps({"extra_mb": (peak_rss_kib() - base) / 1024}))
@@ -237,7 +240,7 @@ def memory_probe(args: argparse.Namespace) -> None:
 
 def peak_rss_kib() -> int:
     """This process's peak resident memory (KiB): VmHWM where /proc exists, since ru_maxrss of a
-    process forked from a large parent starts at the parent's size; else ru_maxrss."""
+    process forked from a large parent starts at the parent's size; else ru_maxrss (KiB on Linux)."""
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
@@ -316,9 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     for mc in map(chunk_pair, args.memory_chunks.split(",")):
         memory[mc] = memory_mb(inputs, mc, args)
         chunk_mb = 4 * mc[0] * mc[1] * vocab / 2**20
-        print(f"peak extra memory, exact eager sweep, chunk {mc[0]}x{mc[1]}: {memory[mc]:.0f} MB "
-              f"(chunk tensor {chunk_mb:.0f} MB; M {4 * d_mlp * vocab / 2**20:.0f} MB; "
-              f"output {4 * n_pos * d_mlp / 2**20:.0f} MB)")
+        print(f"peak extra memory, exact eager sweep on {min(n_pos, MEMORY_POSITIONS)} positions, chunk "
+              f"{mc[0]}x{mc[1]}: {memory[mc]:.0f} MB (chunk tensor {chunk_mb:.0f} MB; M {4 * d_mlp * vocab / 2**20:.0f} "
+              f"MB; output {4 * min(n_pos, MEMORY_POSITIONS) * d_mlp / 2**20:.0f} MB)")
 
     max_exact_err = max((delta[:, sample] - ref).abs().max().item()
                         for name, (_, delta) in rows.items() if name.startswith("exact"))

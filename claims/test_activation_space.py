@@ -32,5 +32,5 @@ def test_C6_specialists_coordinated(study, settings, claim_record):
     )
     _fill(record, result.record_fields())
     record.sample_sizes.update(study.sample_sizes())
-    record.decide(result.checks, f"{study.subject.spec}: {result.message}")
+    record.decide(result.checks, f"{study.subject.spec}: {result.message}; paper: {record.paper}")
     assert record.verdict == "pass", record.message

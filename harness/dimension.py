@@ -145,7 +145,7 @@ class CoordinationResult:
             f"(p = {self.p_values['n_components']:.3f}; participation ratio {self.spec['participation_ratio']:.1f} vs "
             f"{med['participation_ratio']:.1f}, p = {self.p_values['participation_ratio']:.3f}); mean within-group r = "
             f"{self.spec['mean_corr']:.3f} vs {med['mean_corr']:.3f} (p = {self.p_values['mean_corr']:.3f}); "
-            f"{self.null_groups.shape[0]} random groups (paper: \"reduced effective dimensionality\")"
+            f"{self.null_groups.shape[0]} random groups"
         )
 
     def record_fields(self) -> dict[str, Any]:
@@ -177,7 +177,9 @@ class CoordinationResult:
             "series": {
                 "spec_eigenvalues": self.spec_eigenvalues.tolist(),
                 "null_n_components": self.null["n_components"].tolist(),
+                "observed_n_components": self.spec["n_components"],
                 "null_mean_corr": self.null["mean_corr"].tolist(),
+                "observed_mean_corr": self.spec["mean_corr"],
             },
         }
 

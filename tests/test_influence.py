@@ -11,7 +11,6 @@ EXACT_TOL nats at every position. The rest uses a dense per-neuron reference (re
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
@@ -32,6 +31,15 @@ SEED = 0
 N_CTX = 32
 N_EVAL_SEQ = 4
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: one thread is faster than two on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------- tiny trained models
@@ -97,8 +105,6 @@ def subject(request, tmp_path_factory):
     """A tiny trained model loaded as a TransformerBridge, with its measured eval data."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    torch.set_num_threads(1)
     tokenizer = _tokenizer()
     vocab = len(tokenizer)
     hf = _hf_model(request.param, vocab)
@@ -106,7 +112,9 @@ def subject(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.param)
     hf.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    bridge = TransformerBridge.boot_transformers(str(path), device="cpu", dtype=torch.float32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        bridge = TransformerBridge.boot_transformers(str(path), device="cpu", dtype=torch.float32)
     bridge.eval()
     tokens = _markov_tokens(vocab, N_EVAL_SEQ, N_CTX, seed=SEED + 1)
     layer = bridge.cfg.n_layers - 1
@@ -133,14 +141,13 @@ def _ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def _hooked_delta(subject, neuron: int, value: torch.Tensor) -> torch.Tensor:
     """Δℓ [n_pos] from a forward pass whose hook sets ``neuron`` to ``value`` (scalar or
-    [n_pos], one per evaluation position) at every position."""
+    [n_pos], one per evaluation position) at every evaluation position."""
     batch, seq = subject["tokens"].shape
     per_position = value.expand(batch * (seq - 1)).reshape(batch, seq - 1)
 
     def hook(act, hook):
         act = act.clone()
-        act[:, :-1, neuron] = per_position.to(act.dtype)
-        act[:, -1, neuron] = per_position[:, -1].to(act.dtype)  # the last position has no target
+        act[:, :-1, neuron] = per_position.to(act.dtype)  # the last position has no target
         return act
 
     with torch.no_grad():
