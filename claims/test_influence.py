@@ -21,8 +21,8 @@ def test_C1_rare_three_regimes(study, settings, claim_record):
     mp, seed = settings["min_segment_points"], settings["seed"]
     influence = study.rare_influence()
     fit = regimes.fit_regimes(influence, min_segment_points=mp)
-    inf = study.influence()
-    boot = regimes.bootstrap_regimes(inf["rare_mean"], inf["rare_count"], settings["n_bootstrap"], seed, mp)
+    rare = study.influence("rare")
+    boot = regimes.bootstrap_regimes(rare["mean"][0], rare["count"][0], settings["n_bootstrap"], seed, mp)
     ci = percentile_ci(boot["plateau_score"])
     null = plateau_null(study, settings)
     q95 = null.q95()
@@ -55,19 +55,19 @@ def test_C1_rare_three_regimes(study, settings, claim_record):
 def test_C2_common_two_regimes(study, settings, claim_record):
     record = claim_record("C2", study.subject.spec)
     mp, seed, B = settings["min_segment_points"], settings["seed"], settings["n_bootstrap"]
-    inf = study.influence()
-    n_rep = inf["common_count"].shape[0]
-    everything = np.arange(inf["rare_count"].size)[None]
-    common_curves = [regimes.pooled_influence(inf["common_mean"][k], inf["common_count"][k], everything)[0]
+    common, rare = study.influence("common"), study.influence("rare")
+    n_rep = common["count"].shape[0]
+    everything = np.arange(common["count"].shape[1])[None]
+    common_curves = [regimes.pooled_influence(common["mean"][k], common["count"][k], everything)[0]
                      for k in range(n_rep)]
     fits = [regimes.fit_regimes(c, min_segment_points=mp) for c in common_curves]
     score = float(np.median([f.plateau_score for f in fits]))
     dbic = float(np.median([f.delta_bic_3v2 for f in fits]))
     # Resample b uses common repeat b mod n_rep; the same sequence draws (same seed) pair it with rare.
-    per_rep = [regimes.bootstrap_regimes(inf["common_mean"][k], inf["common_count"][k], B, seed, mp)["plateau_score"]
+    per_rep = [regimes.bootstrap_regimes(common["mean"][k], common["count"][k], B, seed, mp)["plateau_score"]
                for k in range(n_rep)]
     common_boot = np.choose(np.arange(B) % n_rep, per_rep)
-    rare_boot = regimes.bootstrap_regimes(inf["rare_mean"], inf["rare_count"], B, seed, mp)["plateau_score"]
+    rare_boot = regimes.bootstrap_regimes(rare["mean"][0], rare["count"][0], B, seed, mp)["plateau_score"]
     rare_fit = regimes.fit_regimes(study.rare_influence(), min_segment_points=mp)
     ci_common = percentile_ci(common_boot)
     ci_diff = percentile_ci(rare_boot - common_boot)

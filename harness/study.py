@@ -176,34 +176,30 @@ class Study:
             return arrays, {"subject": self.subject.spec}
         return self.cache.get_or_compute("activations", self._key("activations", 1), compute).arrays
 
-    def influence(self, ablation: str = "mean") -> dict[str, np.ndarray]:
-        """Per-sequence neuron influence (cached), in nats.
+    def influence(self, targets: str = "rare", ablation: str = "mean") -> dict[str, np.ndarray]:
+        """Per-sequence neuron influence at rare- or common-target positions (cached), in nats.
 
-        ``rare_mean``/``rare_abs`` [n_seq, d_mlp]: per-sequence mean of Δℓ_n(t) (signed /
-        absolute) over rare-target positions, ``rare_count`` [n_seq]; ``common_mean``,
-        ``common_abs`` [n_repeats, n_seq, d_mlp] and ``common_count`` [n_repeats, n_seq] for the
-        matched common subsamples.
+        ``mean`` / ``abs`` [n_sets, n_seq, d_mlp]: per-sequence mean of Δℓ_n(t) (signed /
+        absolute); ``count`` [n_sets, n_seq] positions behind each mean. ``targets="rare"`` has one
+        set (every rare-target position); ``"common"`` one per matched common subsample
+        (``n_common_repeats``). Resample ablation draws replacements within the same positions.
         """
+        sets = self._position_sets(targets)
+
         def compute():
-            act = self.activations()
+            act = self._subset(self.activations(), sets)
             delta = torch.as_tensor(self._delta(act, self._readout(), ablation))
-            seq = torch.as_tensor(act["seq"])
-            group = torch.as_tensor(act["group"])
+            seq, group = torch.as_tensor(act["seq"]), torch.as_tensor(act["group"])
             n_seq = self.eval_data.tokens.shape[0]
-            out: dict[str, np.ndarray] = {}
-            for name, groups in (("rare", [0]), ("common", list(range(1, self.config.n_common_repeats + 1)))):
-                stats = {"mean": [], "abs": [], "count": []}
-                for g in groups:
-                    for absolute, key in ((False, "mean"), (True, "abs")):
-                        m, c = influence.per_sequence_means(delta, seq, group == g, absolute=absolute, n_seq=n_seq)
-                        stats[key].append(m.numpy())
-                    stats["count"].append(c.numpy())
-                for key, values in stats.items():
-                    out[f"{name}_{key}"] = values[0] if name == "rare" else np.stack(values)
-            return out, {"ablation": ablation, "mode": self.config.influence_mode}
-        return self.cache.get_or_compute(
-            "influence", self._key("influence", 1, ablation=ablation, mode=self.config.influence_mode), compute
-        ).arrays
+            out: dict[str, list[np.ndarray]] = {"mean": [], "abs": [], "count": []}
+            for g in sets:
+                for absolute, key in ((False, "mean"), (True, "abs")):
+                    m, c = influence.per_sequence_means(delta, seq, group == g, absolute=absolute, n_seq=n_seq)
+                    out[key].append(m.numpy())
+                out["count"].append(c.numpy())
+            return {k: np.stack(v) for k, v in out.items()}, {"ablation": ablation, "targets": targets}
+        key = self._key("influence", 2, targets=targets, ablation=ablation, mode=self.config.influence_mode)
+        return self.cache.get_or_compute("influence", key, compute).arrays
 
     def influence_null(self, n_permutations: int, seed: int, ablation: str = "mean") -> np.ndarray:
         """Rare-target influence [n_permutations, d_mlp] (nats) with the final MLP's output rows permuted.
@@ -213,24 +209,37 @@ class Study:
         from the cached activations: r' = r + a·(W_out[π] − W_out).
         """
         def compute():
-            act = self.activations()
+            act = self._subset(self.activations(), self._position_sets("rare"))
             readout = self._readout()
-            rare = act["group"] == 0
-            sub = {k: act[k][rare] for k in ("resid", "acts", "targets")}
-            sub["mean_act"] = act["mean_act"]
             w_out = readout.W_out
+            acts = torch.as_tensor(act["acts"], device=w_out.device, dtype=w_out.dtype)
             rng = np.random.default_rng(seed)
             curves = []
             for _ in range(n_permutations):
                 perm = torch.as_tensor(rng.permutation(w_out.shape[0]), device=w_out.device)
                 permuted = dataclasses.replace(readout, W_out=w_out[perm])
-                shift = torch.as_tensor(sub["acts"], device=w_out.device, dtype=w_out.dtype) @ (w_out[perm] - w_out)
-                moved = dict(sub, resid=sub["resid"] + shift.cpu().numpy())
+                moved = dict(act, resid=act["resid"] + (acts @ (w_out[perm] - w_out)).cpu().numpy())
                 curves.append(self._delta(moved, permuted, ablation).mean(axis=0))
             return {"influence": np.stack(curves)}, {"ablation": ablation}
-        key = self._key("influence_null", 1, ablation=ablation, n=n_permutations, seed=seed,
+        key = self._key("influence_null", 2, ablation=ablation, n=n_permutations, seed=seed,
                         mode=self.config.influence_mode)
         return self.cache.get_or_compute("influence_null", key, compute).arrays["influence"]
+
+    def _position_sets(self, targets: str) -> list[int]:
+        """Selection group ids of ``targets``: [0] for rare, [1 … n_common_repeats] for common."""
+        if targets == "rare":
+            return [0]
+        if targets == "common":
+            return list(range(1, self.config.n_common_repeats + 1))
+        raise ValueError(f"targets must be 'rare' or 'common', got {targets!r}")
+
+    @staticmethod
+    def _subset(act: dict[str, np.ndarray], sets: list[int]) -> dict[str, np.ndarray]:
+        """The cached activations at the positions of the given selection groups (``mean_act`` kept)."""
+        keep = np.isin(act["group"], sets)
+        out = {k: act[k][keep] for k in ("resid", "acts", "targets", "seq", "group")}
+        out["mean_act"] = act["mean_act"]
+        return out
 
     def _readout(self) -> "influence.Readout":
         """The final MLP's write rows, final LayerNorm and unembedding, on this study's device."""
@@ -254,8 +263,8 @@ class Study:
 
     def rare_influence(self, ablation: str = "mean") -> np.ndarray:
         """Mean Δℓ over all rare-target positions [d_mlp] (nats): the curve C1 ranks."""
-        inf = self.influence(ablation)
-        return regimes.pooled_influence(inf["rare_mean"], inf["rare_count"], np.arange(inf["rare_count"].size)[None])[0]
+        inf = self.influence("rare", ablation)
+        return regimes.pooled_influence(inf["mean"][0], inf["count"][0], np.arange(inf["count"].shape[1])[None])[0]
 
     def specialists(self, min_segment_points: int) -> np.ndarray:
         """Neuron ids of the specialist plateau: ranks before the first breakpoint of the 3-segment fit."""
