@@ -3,11 +3,6 @@
 from harness import coactivation, dimension
 
 
-def _fill(record, fields: dict) -> None:
-    for name, values in fields.items():
-        getattr(record, name).update(values)
-
-
 def test_C5_specialists_not_modular(study, settings, claim_record):
     record = claim_record("C5", study.subject.spec)
     x, seq_ids = study.rare_activations()
@@ -17,7 +12,7 @@ def test_C5_specialists_not_modular(study, settings, claim_record):
         threshold=settings["coactivation_threshold"], delta=settings["modularity_delta"],
         n_bootstrap=settings["n_bootstrap_modularity"], alpha=settings["alpha"], rng_seed=settings["seed"],
     )
-    _fill(record, result.record_fields())
+    record.add(result.record_fields())
     record.sample_sizes.update(study.sample_sizes())
     record.decide(result.checks, f"{study.subject.spec}: {result.message}; paper: {record.paper}")
     assert record.verdict == "pass", record.message
@@ -30,7 +25,7 @@ def test_C6_specialists_coordinated(study, settings, claim_record):
         x, study.specialists(settings["min_segment_points"]), n_null=settings["n_null"],
         variance_explained=settings["variance_explained"], alpha=settings["alpha"], rng_seed=settings["seed"],
     )
-    _fill(record, result.record_fields())
+    record.add(result.record_fields())
     record.sample_sizes.update(study.sample_sizes())
     record.decide(result.checks, f"{study.subject.spec}: {result.message}; paper: {record.paper}")
     assert record.verdict == "pass", record.message

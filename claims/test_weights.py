@@ -14,15 +14,10 @@ def _alpha_test(study, settings):
     )
 
 
-def _fill(record, fields: dict) -> None:
-    for name, values in fields.items():
-        getattr(record, name).update(values)
-
-
 def test_C8_specialists_heavy_tailed(study, settings, claim_record):
     record = claim_record("C8", study.subject.spec)
     result = _alpha_test(study, settings)
-    _fill(record, result.record_fields())
+    record.add(result.record_fields())
     for m in (result.read, result.write):
         record.series[f"observed_alpha_{m.matrix}"] = m.alpha_spec
     record.thresholds.update(alpha=settings["alpha"], hill_k_fraction=settings["hill_k_fraction"])

@@ -49,7 +49,7 @@ DEFAULT_CHUNKS: dict[str, tuple[int, int]] = {"cpu": (8, 32), "cuda": (64, 256)}
 # The approximation's chunks are matmuls [chunk_positions, d_vocab] × [d_vocab, d_mlp].
 DEFAULT_APPROX_CHUNK_POSITIONS = 256
 # Automatic torch.compile of the exact kernel pays off (compile ≈ 5–20 s) above this many terms.
-COMPILE_MIN_TERMS = 10**10
+COMPILE_MIN_TERMS = 2 * 10**9
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,11 @@ class ClaimRecord:
         """The record of a JSON dict, validated (see ``validate_record``)."""
         return validate_record(data)
 
+    def add(self, fields: Mapping[str, Mapping[str, Any]]) -> None:
+        """Merge ``{"statistics": {...}, "p_values": {...}, …}`` (an analysis's ``record_fields()``) into this record."""
+        for name, values in fields.items():
+            getattr(self, name).update(values)
+
     def decide(self, checks: dict[str, bool], message: str) -> None:
         """Set the verdict from named boolean checks (all must hold) and the one-line message."""
         self.checks = {k: bool(v) for k, v in checks.items()}

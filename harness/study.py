@@ -34,7 +34,7 @@ class StudyConfig:
     """Everything besides the subject that a measurement depends on."""
 
     eval: EvalSpec = EvalSpec()
-    rare_definition: str = "elbow_15"
+    rare_definition: str = "longtail_50"
     conditioning: str = "target"
     n_common_repeats: int = 3
     selection_seed: int = 0
