@@ -8,7 +8,7 @@ the registry (``settings``).
 import numpy as np
 
 from harness import regimes, trends
-from harness.plateau import curve_series, fit_statistics, plateau_null, plateau_score
+from harness.plateau import common_curve, curve_series, fit_series, fit_statistics, plateau_null
 from harness.stats import percentile_ci
 
 
@@ -36,8 +36,8 @@ def test_C1_rare_three_regimes(study, settings, claim_record):
     record.thresholds.update(delta_bic_min=settings["delta_bic_min"], null_quantile=0.95)
     record.details.update(ablation="mean", rare_definition=study.config.rare_definition,
                           conditioning=study.config.conditioning, specialists=fit.specialist_ids.tolist())
-    record.series.update(curve_series(fit, influence), null_plateau_score=null.pooled.tolist(),
-                         observed_plateau_score=fit.plateau_score)
+    record.series.update(curve_series(influence), **fit_series(fit), **curve_series(common_curve(study), "_common"),
+                         null_plateau_score=null.pooled.tolist(), observed_plateau_score=fit.plateau_score)
     record.decide(
         {
             "three_beat_two": fit.delta_bic_3v2 > settings["delta_bic_min"],
@@ -57,9 +57,7 @@ def test_C2_common_two_regimes(study, settings, claim_record):
     mp, seed, B = settings["min_segment_points"], settings["seed"], settings["n_bootstrap"]
     common, rare = study.influence("common"), study.influence("rare")
     n_rep = common["count"].shape[0]
-    everything = np.arange(common["count"].shape[1])[None]
-    common_curves = [regimes.pooled_influence(common["mean"][k], common["count"][k], everything)[0]
-                     for k in range(n_rep)]
+    common_curves = [common_curve(study, k) for k in range(n_rep)]
     fits = [regimes.fit_regimes(c, min_segment_points=mp) for c in common_curves]
     score = float(np.median([f.plateau_score for f in fits]))
     dbic = float(np.median([f.delta_bic_3v2 for f in fits]))
@@ -80,8 +78,8 @@ def test_C2_common_two_regimes(study, settings, claim_record):
     record.thresholds.update(delta_bic_common_max=settings["delta_bic_common_max"])
     record.details.update(ablation="mean", equal_position_counts=True,
                           no_plateau_rule="CI lower bound <= 0 (not significantly above 0) or ΔBIC < threshold")
-    record.series.update(curve_series(fits[0], common_curves[0]),
-                         **curve_series(rare_fit, study.rare_influence(), suffix="_rare"))
+    record.series.update(curve_series(common_curves[0]), **fit_series(fits[0]),
+                         **curve_series(study.rare_influence(), "_rare"))
     no_plateau = ci_common[0] <= 0 or dbic < settings["delta_bic_common_max"]
     record.decide(
         {"no_common_plateau": no_plateau, "rare_exceeds_common": ci_diff[0] > 0},

@@ -23,7 +23,7 @@ def _zoo(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         for name, spec in zoo.ZOO.items():
-            built = (zoo.zoo_root() / name / "manifest.json").is_file()
+            built = zoo.is_built(name)
             tag = "default" if spec.default else "tiny"
             print(f"zoo:{name:<12} {spec.arch:<9} {tag:<8} steps={list(spec.steps)} {'built' if built else 'not built'}")
         return 0

@@ -79,12 +79,21 @@ def fit_statistics(fit: "regimes.RegimeFit") -> dict[str, float]:
     }
 
 
-def curve_series(fit: "regimes.RegimeFit", influence: np.ndarray, suffix: str = "") -> dict[str, list[float]]:
-    """Figure data: the raw rank curve (ln rank, ln I) and, without suffix, the 3-segment fit."""
+def curve_series(influence: np.ndarray, suffix: str = "") -> dict[str, list[float]]:
+    """Figure data: the raw rank curve (ln rank, ln I) of ``influence`` [d_mlp] (nats)."""
     _, ln_rank, ln_inf = regimes.rank_curve(influence)
-    series = {f"ln_rank{suffix}": ln_rank.tolist(), f"ln_influence{suffix}": ln_inf.tolist()}
-    if not suffix:
-        x = np.linspace(0.0, float(ln_rank.max()), 200)
-        series.update(fit_x=x.tolist(), fit_y=fit.fits[3].evaluate(x).tolist(),
-                      breakpoints=list(fit.fits[3].breakpoints))
-    return series
+    return {f"ln_rank{suffix}": ln_rank.tolist(), f"ln_influence{suffix}": ln_inf.tolist()}
+
+
+def fit_series(fit: "regimes.RegimeFit") -> dict[str, list[float]]:
+    """Figure data: the 3-segment fit evaluated along its curve, and its breakpoints (ln rank)."""
+    x = np.linspace(0.0, float(np.max(fit.curve_x)), 200)
+    return {"fit_x": x.tolist(), "fit_y": fit.fits[3].evaluate(x).tolist(),
+            "breakpoints": list(fit.fits[3].breakpoints)}
+
+
+def common_curve(study: Study, repeat: int = 0) -> np.ndarray:
+    """Influence [d_mlp] (nats) pooled over one matched common-target subsample."""
+    common = study.influence("common")
+    everything = np.arange(common["count"].shape[1])[None]
+    return regimes.pooled_influence(common["mean"][repeat], common["count"][repeat], everything)[0]

@@ -38,10 +38,11 @@ real Zipf tail — half the vocabulary is seen fewer than 50 times, 1,000 types 
 three layers to build context before the final MLP. The token budget is set by the build
 time (both models ≤ 20 min on two idle cores at ≈ 6–7k tokens/s with bf16 autocast):
 1,000 updates of 24 × 128 tokens = 3.1M tokens each, ≈ 1.4 epochs, checkpoints at
-0, 1, 2, …, 128, 250, 500, 750, 1000. That is far past the point where the models learn
-real structure: after only 40 updates the eval cross-entropy (5.8–5.9 nats) is already
-below the unigram baseline (6.35 nats on the eval split; entropy of the training unigram
-distribution 6.39 nats); ``manifest.json`` records the final value. The tokenizer also
+0, 1, 2, …, 128, 250, 500, 750, 1000. The models learn real structure: at step 1000 the
+eval cross-entropy is 4.10 nats (``neox-4l``) and 4.29 nats (``gpt2-4l``) against 6.35
+nats for the training unigram distribution on the same eval tokens (its entropy: 6.39
+nats), and it is still falling (step 500: 4.35 / 4.61). On disk: ≈ 370 MB and 270 MB
+(13 fp32 checkpoints each); ``manifest.json`` records every eval loss. The tokenizer also
 holds ≈ 550 types that never occur in the training stream (unused byte symbols and BPE
 intermediate merges), as real BPE vocabularies do. ``neox-tiny`` and ``gpt2-tiny``
 (2 layers, d_model 64, vocabulary 1024, 32 updates of 8 × 64 tokens on the first 0.5 MB of
