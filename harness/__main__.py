@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,17 +24,20 @@ def _zoo(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         for name, spec in zoo.ZOO.items():
-            built = zoo.is_built(name)
+            built = zoo.is_built(name, args.root)
             tag = "default" if spec.default else "tiny"
             print(f"zoo:{name:<12} {spec.arch:<9} {tag:<8} steps={list(spec.steps)} {'built' if built else 'not built'}")
         return 0
-    names = [args.name] if args.name else [n for n, s in zoo.ZOO.items() if s.default]
+    names = args.names or [n for n, s in zoo.ZOO.items() if s.default]
     unknown = [n for n in names if n not in zoo.ZOO]
     if unknown:
         print(f"error: unknown zoo family {unknown[0]!r}; known: {sorted(zoo.ZOO)}", file=sys.stderr)
         return 2
     for name in names:
-        print(f"zoo:{name} -> {zoo.ensure_built(name, progress=True)}")
+        path = zoo.build(name, args.root, progress=not args.no_progress, force=args.force)
+        m = json.loads((path / zoo.MANIFEST).read_text())
+        print(f"zoo:{name}: {path}  eval loss {m['final_eval_loss_nats']:.3f} nats (unigram "
+              f"{m['eval_unigram_cross_entropy_nats']:.3f}), {m['tokens_per_s']:.0f} tokens/s, {m['wall_time_s']:.0f} s")
     return 0
 
 
@@ -72,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_subjects)
     p = sub.add_parser("zoo", help="build or list the embedded model zoo")
     p.add_argument("action", choices=["build", "list"])
-    p.add_argument("name", nargs="?", help="one family (default: every default-zoo family)")
+    p.add_argument("names", nargs="*", help="families (default: every default-zoo family)")
+    p.add_argument("--root", type=Path, default=None, help="zoo directory (default: $RARE_ZOO_DIR or user cache)")
+    p.add_argument("--force", action="store_true", help="rebuild complete families")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_zoo)
     p = sub.add_parser("report", help="re-render a run's report from its records, or compare two runs")
     p.add_argument("run_dir", nargs="?", help="default: reports/latest")

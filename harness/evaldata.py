@@ -103,12 +103,17 @@ def build_eval_data(texts: Sequence[str], tokenizer, spec: EvalSpec, bos_id: int
     tokens[:, 0] = bos_id
     for i, s in enumerate(slots):
         tokens[i, 1:] = arr[s * body:(s + 1) * body]
+    valid = valid_positions(tokens, special_ids, spec.first_position)
+    return EvalData(tokens=tokens, valid=valid, spec=spec, special_ids=tuple(int(i) for i in special_ids))
+
+
+def valid_positions(tokens: np.ndarray, special_ids: Sequence[int], first_position: int) -> np.ndarray:
+    """[n_seq, seq_len] bool: positions t ≥ ``first_position`` with a target, neither token special."""
     special = np.isin(tokens, np.asarray(list(special_ids), dtype=np.int64))
     valid = np.zeros_like(special)
-    t = np.arange(spec.seq_len)
     valid[:, :-1] = ~special[:, :-1] & ~special[:, 1:]
-    valid &= (t >= spec.first_position)[None, :]
-    return EvalData(tokens=tokens, valid=valid, spec=spec, special_ids=tuple(int(i) for i in special_ids))
+    valid[:, :first_position] = False
+    return valid
 
 
 @dataclass(frozen=True)

@@ -82,9 +82,9 @@ class Study:
 
     @cached_property
     def frequencies(self) -> TokenFrequencies:
-        vocab = len(self.tokenizer)
+        """Unigram counts of the subject's training corpus: given, counted, the zoo's, or next to a local model."""
         if self.config.token_counts:
-            return TokenFrequencies.from_npy(self.config.token_counts, vocab)
+            return TokenFrequencies.from_npy(self.config.token_counts, len(self.tokenizer))
         if self.config.frequency_corpus:
             return TokenFrequencies.from_texts(_read_texts(self.config.frequency_corpus), self.tokenizer)
         if self.subject.kind == "zoo":
@@ -92,11 +92,12 @@ class Study:
         local = loading.local_dir(self.subject)
         for candidate in ([local, local.parent] if local is not None else []):
             if (candidate / "token_counts.npy").is_file():
-                return TokenFrequencies.from_npy(candidate / "token_counts.npy", vocab)
+                return TokenFrequencies.from_npy(candidate / "token_counts.npy", len(self.tokenizer))
         raise ValueError(
-            f"no token frequencies for {self.subject.spec}: rare and common tokens are defined by the "
-            f"training corpus's unigram counts. Give --token-counts FILE.npy (one count per vocabulary id, "
-            f"length {vocab}) or --frequency-corpus PATH (text counted with the subject's tokenizer)"
+            f"no token frequencies for {self.subject.spec}: rare and common tokens are defined by the unigram "
+            f"counts of the model's training corpus. Give --token-counts FILE.npy (one count per vocabulary id) "
+            f"or --frequency-corpus PATH (text counted with the subject's tokenizer)"
+            + ("" if local is None else f", or put token_counts.npy in {local}")
         )
 
     @cached_property

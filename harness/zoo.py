@@ -9,7 +9,7 @@ API contract used by other modules:
   directories (config, safetensors weights, tokenizer), ``token_counts.npy`` and
   ``manifest.json``.
 - ``build(name, root=None, progress=True, force=False) -> Path`` — the same, and with
-  ``force=True`` it rebuilds a complete family (the CLI's ``zoo build``).
+  ``force=True`` it rebuilds a complete family (``python -m harness zoo build [--force]``).
 
 A build: the corpus (``harness.corpus``: Shakespeare and the KJV Bible) is split by document
 into train and eval; a byte-level BPE tokenizer (``tokenizers``; ``<|endoftext|>`` = id 0 is
@@ -51,7 +51,6 @@ the train split, one thread) exist for the harness's own tests and build in seco
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -431,28 +430,3 @@ def _train(spec: ZooSpec, out: Path, progress: bool) -> None:
                      "tokenizers": tokenizers.__version__},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m harness.zoo build NAME… [--root DIR] [--force]`` or ``build-default``."""
-    parser = argparse.ArgumentParser(prog="python -m harness.zoo", description="Build zoo families.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    one = sub.add_parser("build", help="build the named families")
-    one.add_argument("names", nargs="+", choices=sorted(ZOO))
-    everything = sub.add_parser("build-default", help="build every family of the default zoo")
-    for p in (one, everything):
-        p.add_argument("--root", type=Path, default=None, help="zoo directory (default: $RARE_ZOO_DIR or cache)")
-        p.add_argument("--force", action="store_true", help="rebuild complete families")
-        p.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    names = args.names if args.command == "build" else [n for n, s in ZOO.items() if s.default]
-    for name in names:
-        path = build(name, args.root, progress=not args.no_progress, force=args.force)
-        manifest = json.loads((path / MANIFEST).read_text())
-        print(f"{name}: {path}  eval loss {manifest['final_eval_loss_nats']:.3f} nats "
-              f"(unigram {manifest['eval_unigram_cross_entropy_nats']:.3f}), "
-              f"{manifest['tokens_per_s']:.0f} tokens/s, {manifest['wall_time_s']:.0f} s")
-
-
-if __name__ == "__main__":
-    main()
