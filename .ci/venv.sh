@@ -8,5 +8,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 # torch==2.13.0 is pinned in pyproject.toml: a bare torch would pull a multi-GB CUDA build.
-"$VENV/bin/python" -m pip install -q -e . 2>&1 | grep -v -E "^WARNING: Location|^$" || true
+if ! "$VENV/bin/python" -m pip install -q -e . > "$VENV/pip-install.log" 2>&1; then
+  cat "$VENV/pip-install.log" >&2
+  exit 1
+fi
 "$VENV/bin/python" -c "import harness, torch, transformer_lens" >/dev/null
