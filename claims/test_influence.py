@@ -8,7 +8,7 @@ the registry (``settings``).
 import numpy as np
 
 from harness import regimes, trends
-from harness.plateau import common_curve, curve_series, fit_series, fit_statistics, plateau_null
+from harness.plateau import curve_series, fit_series, fit_statistics, plateau_null
 from harness.stats import percentile_ci
 
 
@@ -36,7 +36,7 @@ def test_C1_rare_three_regimes(study, settings, claim_record):
     record.thresholds.update(delta_bic_min=settings["delta_bic_min"], null_quantile=0.95)
     record.details.update(ablation="mean", rare_definition=study.config.rare_definition,
                           conditioning=study.config.conditioning, specialists=fit.specialist_ids.tolist())
-    record.series.update(curve_series(influence), **fit_series(fit), **curve_series(common_curve(study), "_common"),
+    record.series.update(curve_series(influence), **fit_series(fit), **curve_series(study.influence_curve("common"), "_common"),
                          null_plateau_score=null.pooled.tolist(), observed_plateau_score=fit.plateau_score)
     record.decide(
         {
@@ -57,7 +57,7 @@ def test_C2_common_two_regimes(study, settings, claim_record):
     mp, seed, B = settings["min_segment_points"], settings["seed"], settings["n_bootstrap"]
     common, rare = study.influence("common"), study.influence("rare")
     n_rep = common["count"].shape[0]
-    common_curves = [common_curve(study, k) for k in range(n_rep)]
+    common_curves = [study.influence_curve("common", k) for k in range(n_rep)]
     fits = [regimes.fit_regimes(c, min_segment_points=mp) for c in common_curves]
     score = float(np.median([f.plateau_score for f in fits]))
     dbic = float(np.median([f.delta_bic_3v2 for f in fits]))

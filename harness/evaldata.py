@@ -78,17 +78,18 @@ class EvalData:
         return hit
 
 
-def build_eval_data(texts: Sequence[str], tokenizer, spec: EvalSpec, bos_id: int, special_ids: Sequence[int]) -> EvalData:
+def build_eval_data(texts: Sequence[str], tokenizer, spec: EvalSpec, bos_id: int, eos_id: int,
+                    special_ids: Sequence[int]) -> EvalData:
     """Draw ``spec.n_sequences`` windows of ``spec.seq_len − 1`` tokens from the concatenated texts.
 
-    Documents are tokenized without special tokens and joined with EOS (= ``bos_id`` for
-    GPT-2 / GPT-NeoX tokenizers); window starts are drawn without replacement from
+    Documents are tokenized without special tokens and joined with ``eos_id`` (the same id as
+    BOS for GPT-2 / GPT-NeoX tokenizers); window starts are drawn without replacement from
     non-overlapping slots by ``numpy.random.default_rng(spec.seed)``; BOS is prepended.
     """
     stream: list[int] = []
     for text in texts:
         stream.extend(tokenizer.encode(text, add_special_tokens=False))
-        stream.append(bos_id)
+        stream.append(eos_id)
     body = spec.seq_len - 1
     n_slots = len(stream) // body
     if n_slots < spec.n_sequences:

@@ -15,6 +15,7 @@ import numpy as np
 from harness import regimes
 from harness.stats import summarize_null
 from harness.study import Study
+from harness.subjects import family_steps
 
 
 def plateau_score(influence: np.ndarray, min_segment_points: int) -> float:
@@ -56,7 +57,7 @@ def plateau_null(study: Study, settings: dict, with_step0: bool = True) -> Plate
     permuted = np.array([plateau_score(c, min_points) for c in curves])
     step0 = None
     s = study.subject
-    if with_step0 and s.has_checkpoints and s.step not in (None, 0):
+    if with_step0 and s.step not in (None, 0) and 0 in family_steps(s):
         step0 = plateau_score(study.at_step(0).rare_influence(), min_points)
     return PlateauNull(permuted=permuted, step0=step0)
 
@@ -90,10 +91,3 @@ def fit_series(fit: "regimes.RegimeFit") -> dict[str, list[float]]:
     x = np.linspace(0.0, float(np.max(fit.curve_x)), 200)
     return {"fit_x": x.tolist(), "fit_y": fit.fits[3].evaluate(x).tolist(),
             "breakpoints": list(fit.fits[3].breakpoints)}
-
-
-def common_curve(study: Study, repeat: int = 0) -> np.ndarray:
-    """Influence [d_mlp] (nats) pooled over one matched common-target subsample."""
-    common = study.influence("common")
-    everything = np.arange(common["count"].shape[1])[None]
-    return regimes.pooled_influence(common["mean"][repeat], common["count"][repeat], everything)[0]

@@ -11,6 +11,7 @@ version and parameters, and seeds.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -44,9 +45,6 @@ class StudyConfig:
     token_counts: str | None = None
     frequency_corpus: str | None = None
     influence_mode: str = "exact"
-
-    def describe(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _read_texts(path: str) -> list[str]:
@@ -116,8 +114,9 @@ class Study:
             ]
             tok = self.tokenizer
             bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            eos = tok.eos_token_id if tok.eos_token_id is not None else bos
             special = sorted({i for i in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) if i is not None})
-            _EVAL_DATA[memo_key] = evaldata.build_eval_data(texts, tok, self.config.eval, bos_id=bos,
+            _EVAL_DATA[memo_key] = evaldata.build_eval_data(texts, tok, self.config.eval, bos_id=bos, eos_id=eos,
                                                             special_ids=special)
         return _EVAL_DATA[memo_key]
 
@@ -151,17 +150,20 @@ class Study:
         }
 
     # -- cache plumbing -------------------------------------------------------------
+    def _weights_key(self, name: str, version: int, **params: Any) -> dict[str, Any]:
+        """Cache key of a measurement of the weights alone: subject identity, dtype, parameters."""
+        return {"measurement": name, "version": version, "subject": self.identity, "dtype": self.config.dtype,
+                "params": params}
+
     def _key(self, name: str, version: int, **params: Any) -> dict[str, Any]:
+        """Cache key of a measurement on the evaluation data (sequences, frequencies, selection)."""
         return {
-            "measurement": name,
-            "version": version,
-            "subject": self.identity,
-            "dtype": self.config.dtype,
+            **self._weights_key(name, version, **params),
             "eval": self.eval_data.fingerprint,
+            "frequencies": hashlib.sha256(np.ascontiguousarray(self.frequencies.counts).tobytes()).hexdigest()[:16],
             "rare_definition": self.config.rare_definition,
             "conditioning": self.config.conditioning,
             "selection": [self.config.n_common_repeats, self.config.selection_seed],
-            "params": params,
         }
 
     def load_model(self):
@@ -188,18 +190,19 @@ class Study:
         sets = self._position_sets(targets)
 
         def compute():
-            act = self._subset(self.activations(), sets)
-            delta = torch.as_tensor(self._delta(act, self._readout(), ablation))
-            seq, group = torch.as_tensor(act["seq"]), torch.as_tensor(act["group"])
+            act, readout = self.activations(), self._readout()
             n_seq = self.eval_data.tokens.shape[0]
             out: dict[str, list[np.ndarray]] = {"mean": [], "abs": [], "count": []}
             for g in sets:
+                sub = self._subset(act, [g])
+                delta, seq = torch.as_tensor(self._delta(sub, readout, ablation)), torch.as_tensor(sub["seq"])
+                everywhere = torch.ones(seq.numel(), dtype=torch.bool)
                 for absolute, key in ((False, "mean"), (True, "abs")):
-                    m, c = influence.per_sequence_means(delta, seq, group == g, absolute=absolute, n_seq=n_seq)
+                    m, c = influence.per_sequence_means(delta, seq, everywhere, absolute=absolute, n_seq=n_seq)
                     out[key].append(m.numpy())
                 out["count"].append(c.numpy())
             return {k: np.stack(v) for k, v in out.items()}, {"ablation": ablation, "targets": targets}
-        key = self._key("influence", 2, targets=targets, ablation=ablation, mode=self.config.influence_mode)
+        key = self._key("influence", 3, targets=targets, ablation=ablation, mode=self.config.influence_mode)
         return self.cache.get_or_compute("influence", key, compute).arrays
 
     def influence_null(self, n_permutations: int, seed: int, ablation: str = "mean") -> np.ndarray:
@@ -262,10 +265,15 @@ class Study:
         )
         return delta.float().cpu().numpy()
 
+    def influence_curve(self, targets: str = "rare", repeat: int = 0, ablation: str = "mean") -> np.ndarray:
+        """Mean Δℓ [d_mlp] (nats) over every position of one target set (a common set: one matched repeat)."""
+        inf = self.influence(targets, ablation)
+        everything = np.arange(inf["count"].shape[1])[None]
+        return regimes.pooled_influence(inf["mean"][repeat], inf["count"][repeat], everything)[0]
+
     def rare_influence(self, ablation: str = "mean") -> np.ndarray:
         """Mean Δℓ over all rare-target positions [d_mlp] (nats): the curve C1 ranks."""
-        inf = self.influence("rare", ablation)
-        return regimes.pooled_influence(inf["mean"][0], inf["count"][0], np.arange(inf["count"].shape[1])[None])[0]
+        return self.influence_curve("rare", 0, ablation)
 
     def specialists(self, min_segment_points: int) -> np.ndarray:
         """Neuron ids of the specialist plateau: ranks before the first breakpoint of the 3-segment fit."""
@@ -295,7 +303,7 @@ class Study:
             model = self.load_model()
             w_read, w_write, b_in = weights.final_mlp_weights(model)
             return {"W_read": w_read, "W_write": w_write, "b_in": b_in}, {}
-        return self.cache.get_or_compute("final_mlp_weights", self._key("final_mlp_weights", 1), compute).arrays
+        return self.cache.get_or_compute("final_mlp_weights", self._weights_key("final_mlp_weights", 1), compute).arrays
 
     def at_step(self, step: int) -> "Study":
         """The same study on another checkpoint of the subject's family (same sequences, same cache)."""

@@ -59,7 +59,7 @@ def test_rare_influence_equals_a_hooked_forward_pass(tiny_zoo, cache, family):
         t = targets.clamp(min=0)[..., None]
         delta = (clean.gather(-1, t) - ablated.gather(-1, t)).squeeze(-1)[rare]
         assert abs(float(delta.mean()) - influence[n]) < 1e-4
-    assert s.cache.get_or_compute("influence", s._key("influence", 2, targets="rare", ablation="mean",
+    assert s.cache.get_or_compute("influence", s._key("influence", 3, targets="rare", ablation="mean",
                                                       mode="exact"), lambda: pytest.fail("recomputed")).from_cache
 
 
