@@ -20,7 +20,7 @@ def test_C1_rare_three_regimes(study, settings, claim_record):
     record = claim_record("C1", study.subject.spec)
     mp, seed = settings["min_segment_points"], settings["seed"]
     influence = study.rare_influence()
-    fit = regimes.fit_regimes(influence, min_segment_points=mp)
+    fit = study.rare_fit(mp)
     rare = study.influence("rare")
     boot = regimes.bootstrap_regimes(rare["mean"][0], rare["count"][0], settings["n_bootstrap"], seed, mp)
     ci = percentile_ci(boot["plateau_score"])
@@ -66,7 +66,7 @@ def test_C2_common_two_regimes(study, settings, claim_record):
                for k in range(n_rep)]
     common_boot = np.choose(np.arange(B) % n_rep, per_rep)
     rare_boot = regimes.bootstrap_regimes(rare["mean"][0], rare["count"][0], B, seed, mp)["plateau_score"]
-    rare_fit = regimes.fit_regimes(study.rare_influence(), min_segment_points=mp)
+    rare_fit = study.rare_fit(mp)
     ci_common = percentile_ci(common_boot)
     ci_diff = percentile_ci(rare_boot - common_boot)
 
@@ -92,7 +92,7 @@ def test_C2_common_two_regimes(study, settings, claim_record):
 
 def test_C3_power_law_middle(study, settings, claim_record):
     record = claim_record("C3", study.subject.spec)
-    fit = regimes.fit_regimes(study.rare_influence(), min_segment_points=settings["min_segment_points"])
+    fit = study.rare_fit(settings["min_segment_points"])
     alpha = settings["alpha"]
     record.statistics.update(fit_statistics(fit), middle_neurons=fit.middle_n,
                              middle_ols_exponent=fit.middle_ols_exponent, middle_alpha=fit.middle_alpha,
@@ -124,7 +124,7 @@ def test_C4_plateau_emerges(trajectory, settings, claim_record):
     scores, exponents = [], []
     for s in trajectory:
         try:
-            fit = regimes.fit_regimes(s.rare_influence(), min_segment_points=mp)
+            fit = s.rare_fit(mp)
             scores.append(fit.plateau_score); exponents.append(fit.middle_exponent)
         except ValueError:
             scores.append(np.nan); exponents.append(np.nan)

@@ -68,6 +68,7 @@ class Study:
         self.config = config
         self.cache = cache
         self.device = device
+        self._rare_fits: dict[int, regimes.RegimeFit] = {}
 
     # -- inputs -------------------------------------------------------------------
     @cached_property
@@ -275,9 +276,16 @@ class Study:
         """Mean Δℓ over all rare-target positions [d_mlp] (nats): the curve C1 ranks."""
         return self.influence_curve("rare", 0, ablation)
 
+    def rare_fit(self, min_segment_points: int) -> regimes.RegimeFit:
+        """The 1/2/3-regime fits of the rare-target influence curve (computed once per study)."""
+        if min_segment_points not in self._rare_fits:
+            self._rare_fits[min_segment_points] = regimes.fit_regimes(
+                self.rare_influence(), min_segment_points=min_segment_points)
+        return self._rare_fits[min_segment_points]
+
     def specialists(self, min_segment_points: int) -> np.ndarray:
         """Neuron ids of the specialist plateau: ranks before the first breakpoint of the 3-segment fit."""
-        return regimes.fit_regimes(self.rare_influence(), min_segment_points=min_segment_points).specialist_ids
+        return self.rare_fit(min_segment_points).specialist_ids
 
     def rare_activations(self) -> tuple[np.ndarray, np.ndarray]:
         """Final-MLP activations at rare-target positions [n_rare, d_mlp] and their sequence ids [n_rare]."""
