@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from harness.stats import bootstrap_indices, percentile_ci
+from harness.stats import bootstrap_indices, pearson_rows, percentile_ci
 
 _GROUPS = ("rare", "common")
 _METRICS = ("ce", "prob")
@@ -90,8 +90,8 @@ def routing_test(arrays: dict[str, np.ndarray], *, n_bootstrap: int, seed: int, 
     overall_max = layer_max.max(axis=1)               # [B+1]
     flat_r = head_r.reshape(n_bootstrap + 1, -1)
     flat_c = head_c.reshape(n_bootstrap + 1, -1)
-    pearson = _pearson_rows(flat_r, flat_c)
-    spearman = _pearson_rows(_ranks_rows(flat_r), _ranks_rows(flat_c))
+    pearson = pearson_rows(flat_r, flat_c)
+    spearman = pearson_rows(_ranks_rows(flat_r), _ranks_rows(flat_c))
     gini_r, gini_c = _gini_rows(np.abs(flat_r)), _gini_rows(np.abs(flat_c))
     best_layer, best_head = np.unravel_index(int(np.argmax(head_r[0])), head_r[0].shape)
 
@@ -136,14 +136,6 @@ def _effects(arrays: dict[str, np.ndarray], group: str, metric: str, weights: np
         head_pct = sign * 100.0 * (heads - clean[:, None, None]) / clean[:, None, None]
         layer_pct = sign * 100.0 * (layers.T - clean[:, None]) / clean[:, None]
     return head_pct, layer_pct
-
-
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each row pair of ``x``, ``y`` ``[B, n]`` (NaN where a row is constant)."""
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (xc * yc).sum(axis=1) / np.sqrt((xc ** 2).sum(axis=1) * (yc ** 2).sum(axis=1))
 
 
 def _ranks_rows(x: np.ndarray) -> np.ndarray:

@@ -73,6 +73,17 @@ def percentile_ci(draws: Sequence[float] | np.ndarray, level: float = 0.95) -> t
     return (float(lo), float(hi))
 
 
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row pair of ``x`` and ``y`` ``[B, n]`` (rows broadcast) → ``[B]``.
+
+    NaN where a row is constant (no correlation is defined there).
+    """
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (xc * yc).sum(axis=1) / np.sqrt((xc ** 2).sum(axis=1) * (yc ** 2).sum(axis=1))
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values, in the input order (NaN stays NaN)."""
     p = np.asarray(p_values, dtype=float)

@@ -25,6 +25,8 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+from harness.stats import pearson_rows
+
 Step0 = Literal["exclude", "ln1"]
 
 
@@ -45,11 +47,7 @@ def _spearman_rows(ranked_x: np.ndarray, ranked_values: np.ndarray) -> np.ndarra
 
     A constant row or constant x has no trend: its ρ is 0.
     """
-    xc = ranked_x - ranked_x.mean()
-    vc = ranked_values - ranked_values.mean(axis=1, keepdims=True)
-    denom = np.sqrt(np.sum(xc**2) * np.sum(vc**2, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, vc @ xc / denom, 0.0)
+    return np.nan_to_num(pearson_rows(ranked_x[None, :], ranked_values), nan=0.0)
 
 
 def spearman_trend(values: Sequence[float] | np.ndarray, steps: Sequence[int] | np.ndarray,
