@@ -8,7 +8,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 # torch==2.13.0 is pinned in pyproject.toml: a bare torch would pull a multi-GB CUDA build.
-if ! "$VENV/bin/python" -m pip install -q -e . > "$VENV/pip-install.log" 2>&1; then
+if ! "$VENV/bin/python" -m pip install -q -e ".[dev]" > "$VENV/pip-install.log" 2>&1; then
   cat "$VENV/pip-install.log" >&2
   exit 1
 fi

@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from harness.influence import DEFAULT_CHUNKS, Readout, final_readout, influence
+from harness.measure.influence import DEFAULT_CHUNKS, Readout, final_readout, influence
 
 MEMORY_POSITIONS = 256
 
@@ -126,7 +126,7 @@ def model_inputs(args: argparse.Namespace) -> Inputs:
 def load_bridge(args: argparse.Namespace):
     """The subject (any subject spec, through harness.loading), or a random-init GPT-NeoX."""
     if args.subject:
-        from harness.loading import load_model
+        from harness.subjects.loading import load_model
 
         return load_model(args.subject, device=args.device), args.subject
     from transformer_lens.model_bridge import TransformerBridge

@@ -1,31 +1,17 @@
-"""Claims C5–C6: specialists in activation space — not modular, but coordinated."""
+"""Claims C5–C6: specialists in activation space.
 
-from harness import coactivation, dimension
+Each test runs the claim's registered procedure (``harness.claims``) through the runner that
+``python -m harness check`` uses; the claim's scope decides the parametrization. No statistics here.
+"""
 
-
-def test_C5_specialists_not_modular(study, settings, claim_record):
-    record = claim_record("C5", study.subject.spec)
-    x, seq_ids = study.rare_activations()
-    result = coactivation.modularity_test(
-        x, seq_ids, study.specialists(settings["min_segment_points"]),
-        n_null=settings["n_null"], louvain_seeds=settings["louvain_seeds"],
-        threshold=settings["coactivation_threshold"], delta=settings["modularity_delta"],
-        n_bootstrap=settings["n_bootstrap_modularity"], alpha=settings["alpha"], rng_seed=settings["seed"],
-    )
-    record.add(result.record_fields())
-    record.sample_sizes.update(study.sample_sizes())
-    record.decide(result.checks, f"{study.subject.spec}: {result.message}; paper: {record.paper}")
-    assert record.verdict == "pass", record.message
+import pytest
 
 
-def test_C6_specialists_coordinated(study, settings, claim_record):
-    record = claim_record("C6", study.subject.spec)
-    x, _ = study.rare_activations()
-    result = dimension.coordination_test(
-        x, study.specialists(settings["min_segment_points"]), n_null=settings["n_null"],
-        variance_explained=settings["variance_explained"], alpha=settings["alpha"], rng_seed=settings["seed"],
-    )
-    record.add(result.record_fields())
-    record.sample_sizes.update(study.sample_sizes())
-    record.decide(result.checks, f"{study.subject.spec}: {result.message}; paper: {record.paper}")
-    assert record.verdict == "pass", record.message
+@pytest.mark.claim("C5")
+def test_C5_specialists_not_modular(claim_target, check_claim):
+    check_claim(claim_target)
+
+
+@pytest.mark.claim("C6")
+def test_C6_specialists_coordinated(claim_target, check_claim):
+    check_claim(claim_target)

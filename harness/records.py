@@ -75,9 +75,9 @@ import numpy as np
 
 from harness import __version__
 
-SCHEMA_VERSION = 1
-KNOWN_SCHEMA_VERSIONS = (1,)
-VERDICTS = ("pass", "fail", "error")
+SCHEMA_VERSION = 2
+KNOWN_SCHEMA_VERSIONS = (2,)
+VERDICTS = ("supported", "contradicted", "inconclusive", "error")
 DEFAULT_CI_LEVEL = 0.95
 
 
@@ -97,6 +97,9 @@ class ClaimRecord:
     subject: str
     verdict: str = "error"
     message: str = ""
+    reason: str = ""
+    rule_version: int = 0
+    headline: dict[str, Any] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)
     ci: dict[str, list[float]] = field(default_factory=dict)
     p_values: dict[str, float] = field(default_factory=dict)
@@ -104,7 +107,8 @@ class ClaimRecord:
     sample_sizes: dict[str, int] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
-    checks: dict[str, bool] = field(default_factory=dict)
+    supported_checks: dict[str, bool] = field(default_factory=dict)
+    contradicted_checks: dict[str, bool] = field(default_factory=dict)
     paper: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +117,8 @@ class ClaimRecord:
     schema_version: int = SCHEMA_VERSION
     ci_levels: dict[str, float] = field(default_factory=dict)
     p_values_holm: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (numpy values become Python values, NaN/inf become None)."""
@@ -128,19 +134,49 @@ class ClaimRecord:
         for name, values in fields.items():
             getattr(self, name).update(values)
 
-    def decide(self, checks: dict[str, bool], message: str) -> None:
-        """Set the verdict from named boolean checks (all must hold) and the one-line message."""
-        self.checks = {k: bool(v) for k, v in checks.items()}
-        self.verdict = "pass" if all(self.checks.values()) else "fail"
-        failed = [k for k, v in self.checks.items() if not v]
-        self.message = message if not failed else f"{message} [failed: {', '.join(failed)}]"
+    def decide(self, supported: Mapping[str, bool], contradicted: Mapping[str, bool], message: str) -> None:
+        """Set the three-valued verdict from the rule's named checks and the one-line message.
+
+        ``contradicted`` when any contradicting check holds; else ``supported`` when every
+        supporting check holds; else ``inconclusive``. ``reason`` names the checks that decided.
+        """
+        self.supported_checks = {k: bool(v) for k, v in supported.items()}
+        self.contradicted_checks = {k: bool(v) for k, v in contradicted.items()}
+        self.verdict = verdict_of(self.supported_checks, self.contradicted_checks)
+        against = [k for k, v in self.contradicted_checks.items() if v]
+        missing = [k for k, v in self.supported_checks.items() if not v]
+        if self.verdict == "contradicted":
+            self.reason = "contradicted by: " + ", ".join(against)
+        elif self.verdict == "supported":
+            self.reason = "supported: " + ", ".join(self.supported_checks)
+        else:
+            self.reason = "inconclusive: not shown " + ", ".join(missing) + "; nothing contradicts the claim"
+        self.message = message
+
+    def undecided(self, reason: str, message: str) -> None:
+        """Verdict ``inconclusive`` without a test: the data cannot tell (too few positions, neurons, …)."""
+        self.supported_checks, self.contradicted_checks = {}, {}
+        self.verdict, self.reason, self.message = "inconclusive", f"inconclusive: {reason}", message
+
+
+def verdict_of(supported: Mapping[str, bool], contradicted: Mapping[str, bool]) -> str:
+    """The three-valued rule every claim shares (see ``ClaimRecord.decide``)."""
+    if any(contradicted.values()):
+        return "contradicted"
+    if supported and all(supported.values()):
+        return "supported"
+    return "inconclusive"
 
 
 RECORD_FIELDS: dict[str, str] = {
     "claim_id": "claim id of the registry, e.g. 'C1' (harness.registry.CLAIMS)",
     "subject": "subject string ('pythia-70m@step143000', 'zoo:neox-4l@step512') or family ('zoo:neox-4l@*')",
-    "verdict": "'pass', 'fail' or 'error' (the measurement raised; see message)",
-    "message": "one sentence: the measured statistic next to the paper's number, or the exception",
+    "verdict": "'supported', 'contradicted', 'inconclusive' or 'error' (the measurement raised; see message)",
+    "message": "one sentence: the measured statistic next to its null and the paper's number, or the exception",
+    "reason": "why this verdict: the checks that decided it, or why the data cannot tell",
+    "rule_version": "version of the claim's decision rule (harness.claims.registry); comparisons need equal versions",
+    "headline": "the decisive statistic: {statistic, value, ci, ci_level, null_band, smallest_effect, paper, "
+                "scale_note, units}",
     "statistics": "name -> scalar statistic (number, bool, string or null); units in the claim's docs",
     "ci": "name -> [lo, hi] confidence interval of the statistic of the same name",
     "ci_levels": "name -> confidence level of ci[name] (default 0.95)",
@@ -150,13 +186,16 @@ RECORD_FIELDS: dict[str, str] = {
     "sample_sizes": "name -> count (sequences, positions, neurons, null draws, bootstrap draws)",
     "seeds": "name -> integer seed used",
     "thresholds": "name -> threshold or setting value the decision rule used",
-    "checks": "name -> bool: each condition of the decision rule (verdict is pass iff all hold)",
+    "supported_checks": "name -> bool: the conditions that together support the claim",
+    "contradicted_checks": "name -> bool: conditions any one of which contradicts the claim (checked first)",
     "paper": "the paper's numbers for this claim (and subject, where the papers give them)",
     "details": "free-form JSON: anything else worth keeping (ablation type, layer, fitted segments)",
     "series": "arrays for figures, by the conventions in this module's docstring",
     "test_id": "pytest node id that produced the record",
     "elapsed_s": "wall time of the claim test, seconds",
     "schema_version": f"record schema version (this harness writes {SCHEMA_VERSION})",
+    "provenance": "where the numbers come from: {weights_sha256: {subject: hash}, measurements: {name: cache digest}}",
+    "calibration": "the calibration of this procedure nearest to the record's sample sizes: size, power, n",
 }
 
 
@@ -176,7 +215,9 @@ class RunMetadata:
     torch_version: str | None = None
     transformer_lens_version: str | None = None
     seeds: dict[str, int] = field(default_factory=dict)
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shard: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -197,7 +238,9 @@ METADATA_FIELDS: dict[str, str] = {
     "torch_version": "installed torch version, or null",
     "transformer_lens_version": "installed transformer-lens version, or null",
     "seeds": "name -> run-level seed",
-    "thresholds": "name -> value of every setting (harness.registry.SETTINGS, after overrides)",
+    "settings": "name -> value of every setting (harness.claims.settings.SETTINGS, after overrides)",
+    "claims": "claim id -> {name, statement, rule, effect, paper, rule_version, scope} of the claims run",
+    "shard": "'K/N' when this run is shard K of N (harness check / pytest --shard), else null",
     "schema_version": f"schema version of the run document (this harness writes {SCHEMA_VERSION})",
 }
 
@@ -260,7 +303,9 @@ def run_metadata(
     subjects: Sequence[str],
     device: str,
     seeds: Mapping[str, int],
-    thresholds: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    claims: Mapping[str, Mapping[str, Any]] | None = None,
+    shard: str | None = None,
 ) -> dict[str, Any]:
     """The run's metadata as a JSON-safe dict (``RunMetadata`` fields), stamped now.
 
@@ -284,7 +329,9 @@ def run_metadata(
         torch_version=_package_version("torch"),
         transformer_lens_version=_package_version("transformer-lens"),
         seeds=dict(seeds),
-        thresholds=dict(thresholds),
+        settings=dict(settings),
+        claims={k: dict(v) for k, v in (claims or {}).items()},
+        shard=shard,
     )
     return meta.to_json()
 
@@ -362,59 +409,29 @@ def _is_null_summary(v: Any) -> bool:
     return isinstance(v, Mapping) and all(_is_num(x) for x in v.values())
 
 
-_SERIES_PAIRS = (
-    ("ln_rank", "ln_influence"),
-    ("ln_rank_common", "ln_influence_common"),
-    ("ln_rank_rare", "ln_influence_rare"),
-    ("fit_x", "fit_y"),
-    ("steps", "plateau_score"),
-    ("steps", "exponent"),
-    ("steps", "alpha_spec"),
-    ("steps", "alpha_null_median"),
-)
-_SERIES_ARRAYS = ("breakpoints", "null_band", "head_effects")
-_SERIES_NUMBERS = ("layer_effect",)
-
-
 def _is_array(v: Any) -> bool:
     return isinstance(v, list) and all(_is_num(x) for x in v)
 
 
 def validate_series(series: Mapping[str, Any], what: str = "series") -> None:
-    """Check the figure conventions of ``series`` (module docstring); raise ``RecordError``."""
+    """Check the figure conventions of ``series`` (module docstring); raise ``RecordError``.
+
+    Every value is a number or a flat list of numbers, except ``*_labels`` (lists of strings);
+    a null distribution ``null_<stat>`` comes with its ``observed_<stat>``.
+    """
     if not isinstance(series, Mapping):
         raise RecordError(f"{what} must be an object, got {type(series).__name__}")
-    for a, b in _SERIES_PAIRS:
-        for key in (a, b):
-            if key in series and not _is_array(series[key]):
-                raise RecordError(f"{what}[{key!r}] must be a flat list of numbers")
-        if a in series and b in series and len(series[a]) != len(series[b]):
-            raise RecordError(
-                f"{what}: {a!r} and {b!r} must have equal lengths, got {len(series[a])} and {len(series[b])}"
-            )
-    for key in _SERIES_ARRAYS:
-        if key in series and not _is_array(series[key]):
-            raise RecordError(f"{what}[{key!r}] must be a flat list of numbers")
-    labels = series.get("head_labels")
-    if labels is not None and not (
-        isinstance(labels, list) and all(isinstance(x, str) for x in labels)
-        and len(labels) == len(series.get("head_effects", []))
-    ):
-        raise RecordError(f"{what}['head_labels'] must be a list of strings, one per head_effects entry")
-    if "null_band" in series and len(series["null_band"]) != 2:
-        raise RecordError(f"{what}['null_band'] must be [lo, hi], got {series['null_band']!r}")
-    for key in _SERIES_NUMBERS:
-        if key in series and not _is_num(series[key]):
-            raise RecordError(f"{what}[{key!r}] must be a number")
     for key, value in series.items():
+        if key.endswith("_labels"):
+            if not (isinstance(value, list) and all(isinstance(x, str) for x in value)):
+                raise RecordError(f"{what}[{key!r}] must be a list of strings")
+            continue
+        if not (_is_array(value) or _is_num(value)):
+            raise RecordError(f"{what}[{key!r}] must be a number or a flat list of numbers")
         if key.startswith("null_") and key != "null_band":
             stat = key[len("null_"):]
-            if not _is_array(value):
-                raise RecordError(f"{what}[{key!r}] must be a flat list of null draws (numbers)")
             if f"observed_{stat}" not in series:
                 raise RecordError(f"{what} has {key!r} but no 'observed_{stat}' (the observed value)")
-        if key.startswith("observed_") and not _is_num(value):
-            raise RecordError(f"{what}[{key!r}] must be a number")
 
 
 def validate_record(data: Mapping[str, Any]) -> ClaimRecord:
@@ -429,9 +446,10 @@ def validate_record(data: Mapping[str, Any]) -> ClaimRecord:
     _check_fields(data, RECORD_FIELDS, ("claim_id", "subject", "verdict", "schema_version"), what)
     data = _jsonable(dict(data))
     _check_version(data, what)
-    for name in ("claim_id", "subject", "verdict", "message", "paper", "test_id"):
+    for name in ("claim_id", "subject", "verdict", "message", "reason", "paper", "test_id"):
         _check_type(data, name, str, what)
     _check_type(data, "elapsed_s", _NUM, what)
+    _check_type(data, "rule_version", int, what)
     if data["verdict"] not in VERDICTS:
         raise RecordError(f"{what}: verdict {data['verdict']!r} is not one of {list(VERDICTS)}")
     _check_mapping(data, "statistics", _is_scalar, "a scalar (arrays belong in series)", what)
@@ -443,15 +461,31 @@ def validate_record(data: Mapping[str, Any]) -> ClaimRecord:
     _check_mapping(data, "sample_sizes", _is_count, "a non-negative integer", what)
     _check_mapping(data, "seeds", _is_int, "an integer seed", what)
     _check_mapping(data, "thresholds", lambda v: True, "", what)
-    _check_mapping(data, "checks", lambda v: isinstance(v, bool), "a bool", what)
-    _check_mapping(data, "details", lambda v: True, "", what)
+    for name in ("supported_checks", "contradicted_checks"):
+        _check_mapping(data, name, lambda v: isinstance(v, bool), "a bool", what)
+    for name in ("details", "headline", "provenance", "calibration"):
+        _check_mapping(data, name, lambda v: True, "", what)
+    _check_headline(data.get("headline", {}), what)
     validate_series(data.get("series", {}), f"{what}: series")
-    checks = data.get("checks", {})
     if data["verdict"] == "error" and not data.get("message"):
-        raise RecordError(f"{what}: verdict 'error' needs the exception in 'message' (or call decide())")
-    if checks and data["verdict"] != "error" and (data["verdict"] == "pass") != all(checks.values()):
-        raise RecordError(f"{what}: verdict {data['verdict']!r} disagrees with checks {dict(checks)}")
+        raise RecordError(f"{what}: verdict 'error' needs the exception in 'message'")
+    supported, contradicted = data.get("supported_checks", {}), data.get("contradicted_checks", {})
+    if data["verdict"] != "error" and (supported or contradicted) and verdict_of(supported, contradicted) != data["verdict"]:
+        raise RecordError(f"{what}: verdict {data['verdict']!r} disagrees with its checks (supported "
+                          f"{dict(supported)}, contradicted {dict(contradicted)})")
     return ClaimRecord(**data)
+
+
+def _check_headline(headline: Mapping[str, Any], what: str) -> None:
+    if not headline:
+        return
+    if not isinstance(headline.get("statistic"), str):
+        raise RecordError(f"{what}: headline needs a 'statistic' name")
+    if "value" in headline and not _is_num(headline["value"]):
+        raise RecordError(f"{what}: headline value must be a number or null")
+    for key in ("ci", "null_band"):
+        if headline.get(key) is not None and not _is_ci(headline[key]):
+            raise RecordError(f"{what}: headline {key} must be [lo, hi] with lo <= hi")
 
 
 def validate_metadata(data: Mapping[str, Any]) -> RunMetadata:
@@ -469,7 +503,9 @@ def validate_metadata(data: Mapping[str, Any]) -> RunMetadata:
     if not (isinstance(subjects, list) and all(isinstance(s, str) for s in subjects)):
         raise RecordError(f"{what}: 'subjects' must be a list of strings, got {subjects!r}")
     _check_mapping(data, "seeds", _is_int, "an integer seed", what)
-    _check_mapping(data, "thresholds", lambda v: True, "", what)
+    _check_mapping(data, "settings", lambda v: True, "", what)
+    _check_mapping(data, "claims", lambda v: isinstance(v, Mapping), "an object", what)
+    _check_type(data, "shard", (str, type(None)), what)
     return RunMetadata(**data)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.cache import ARRAYS_FILE, META_FILE, MeasurementCache, default_root, key_digest
+from harness.measure.cache import ARRAYS_FILE, META_FILE, MeasurementCache, default_root, key_digest
 
 NAME = "activations"
 KEY = {"measurement": NAME, "version": 1, "params": {"layer": 3, "quantile": 0.5}, "subject": {"spec": "zoo:x@step1"},

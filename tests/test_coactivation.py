@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, norm
 
-from harness.coactivation import (
+from harness.analysis.coactivation import (
     bootstrap_group_correlations,
     bootstrap_normal_ci,
     coactivation_graph,
@@ -17,7 +17,7 @@ from harness.coactivation import (
     partition_modularity,
     prepare_activations,
 )
-from harness.stats import bootstrap_indices
+from harness.analysis.stats import bootstrap_indices
 
 N_SEQ, SEQ_LEN = 40, 25  # 1,000 positions
 N_NEURONS = 120

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from harness import corpus
-from harness.corpus import Document
+from harness.data import corpus
+from harness.data.corpus import Document
 
 PLAY = """# A Play
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from harness.coactivation import group_correlations, modularity_test, prepare_activations
-from harness.dimension import (
+from harness.analysis.coactivation import group_correlations, modularity_test, prepare_activations
+from harness.analysis.dimension import (
     coordination_test,
     cross_correlation,
     eigenvalues,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.records import validate_run
-from harness.registry import CLAIMS
+from harness.claims.registry import CLAIMS
 from harness.subjects import family_steps
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.evaldata import EvalData, EvalSpec, TooFewPositionsError, select_positions, valid_positions
+from harness.data.evaldata import EvalData, EvalSpec, TooFewPositionsError, select_positions, valid_positions
 
 BOS = 0
 

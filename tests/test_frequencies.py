@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from harness import corpus, zoo
-from harness.frequencies import (
+from harness.data import corpus
+from harness import zoo
+from harness.data.frequencies import (
     COMMON_FRACTION,
     LONGTAIL_FRACTION,
     NoElbowError,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from harness.groups import random_groups
+from harness.analysis.groups import random_groups
 
 N_NEURONS = 200
 SIZE = 10

@@ -13,9 +13,9 @@ from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, GPT
                           GPTNeoXForCausalLM, PreTrainedTokenizerFast)
 from transformer_lens.model_bridge import TransformerBridge
 
-from harness.heads import ALL_HEADS, ablation_fwd_hooks, default_layers, head_ablation
-from harness.registry import SETTINGS
-from harness.routing import routing_test
+from harness.measure.heads import ALL_HEADS, ablation_fwd_hooks, default_layers, head_ablation
+from harness.claims.registry import SETTINGS
+from harness.analysis.routing import routing_test
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 N_LAYERS, N_HEADS, D_MODEL = 2, 4, 32

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.influence import (
+from harness.measure.influence import (
     ABLATION_KINDS,
     Readout,
     ablation_values,

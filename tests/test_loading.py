@@ -21,7 +21,8 @@ from transformers import (
 )
 
 from harness import zoo
-from harness.loading import REQUIRED_HOOKS, load_model, load_tokenizer, local_dir, subject_identity
+from harness.subjects.identity import subject_identity
+from harness.subjects.loading import REQUIRED_HOOKS, load_model, load_tokenizer, local_dir
 from harness.subjects import expand_subjects, parse_subject
 
 TOLERANCE = 1e-4  # max |logit difference| between the bridge and Hugging Face, float32

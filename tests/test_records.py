@@ -28,8 +28,8 @@ from harness.records import (
     validate_record,
     validate_run,
 )
-from harness.registry import CLAIMS, load_settings
-from harness.stats import empirical_p, percentile_ci, summarize_null
+from harness.claims.registry import CLAIMS, load_settings
+from harness.analysis.stats import empirical_p, percentile_ci, summarize_null
 
 
 def _record(seed: int = 0) -> ClaimRecord:

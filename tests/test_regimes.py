@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.regimes import (
+from harness.analysis.regimes import (
     DEFAULT_BIN_WIDTH,
     FIXED_CUTS,
     REFINE_LEVELS,
@@ -18,8 +18,8 @@ from harness.regimes import (
     pooled_influence,
     rank_curve,
 )
-from harness.registry import SETTINGS
-from harness.stats import bootstrap_indices, percentile_ci
+from harness.claims.registry import SETTINGS
+from harness.analysis.stats import bootstrap_indices, percentile_ci
 
 ALPHA = SETTINGS["alpha"].default
 DELTA_BIC_MIN = SETTINGS["delta_bic_min"].default

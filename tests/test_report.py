@@ -18,11 +18,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from harness.records import ClaimRecord, UnknownSchemaVersionError, read_jsonl, append_jsonl, run_metadata
-from harness.registry import CLAIMS, load_settings
+from harness.claims.registry import CLAIMS, load_settings
 from harness.report import compare, load_run, render, terminal_summary, write_run
 from harness.report.document import VERDICT_LABELS, verdict_matrix
 from harness.report.figures import FIGURE_DPI, FIGURE_KINDS, FIGURE_SIZE_IN
-from harness.stats import empirical_p, holm, percentile_ci, summarize_null
+from harness.analysis.stats import empirical_p, holm, percentile_ci, summarize_null
 
 SETTINGS = load_settings()
 ALPHA = SETTINGS["alpha"]

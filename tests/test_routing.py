@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from harness.registry import SETTINGS
-from harness.routing import routing_test
-from harness.stats import bootstrap_indices, percentile_ci
+from harness.claims.registry import SETTINGS
+from harness.analysis.routing import routing_test
+from harness.analysis.stats import bootstrap_indices, percentile_ci
 
 MAX_HEAD = SETTINGS["max_single_head_pct"].default
 MIN_LAYER = SETTINGS["min_layer_pct"].default

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from harness.records import ClaimRecord
-from harness.spectra import (
+from harness.analysis.spectra import (
     group_alpha_test,
     group_eigenvalues,
     group_spectrum,
@@ -20,7 +20,7 @@ from harness.spectra import (
     mp_edges,
     null_hill_alphas,
 )
-from harness.trends import spearman_trend
+from harness.analysis.trends import spearman_trend
 
 N = 50
 K_FRACTION = 0.1

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness import study as study_module
-from harness.cache import MeasurementCache
-from harness.evaldata import EvalSpec, TooFewPositionsError
-from harness.study import Study, StudyConfig
+from harness.measure import study as study_module
+from harness.measure.cache import MeasurementCache
+from harness.data.evaldata import EvalSpec, TooFewPositionsError
+from harness.measure.study import Study, StudyConfig
 from harness.subjects import parse_subject
 
 CONFIG = StudyConfig(eval=EvalSpec(n_sequences=24, seq_len=64), min_rare_positions=50)

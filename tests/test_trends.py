@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from harness.registry import SETTINGS
-from harness.trends import spearman_trend
+from harness.claims.registry import SETTINGS
+from harness.analysis.trends import spearman_trend
 
 ALPHA = SETTINGS["alpha"].default
 STEPS = np.array([0, 1, 2, 4, 16, 64, 256, 1000, 4000, 16000])

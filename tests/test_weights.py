@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.weights import final_mlp_weights
+from harness.measure.weights import final_mlp_weights
 
 D_MODEL, D_MLP, N_LAYERS = 32, 48, 2
 SENTENCES = ["the quick brown fox jumps over the lazy dog", "a rare zebra token appears once in a while"]

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from harness import zoo
+from harness.zoo import builder, specs
 
 TINY = [name for name, spec in zoo.ZOO.items() if not spec.default]
 MAX_D_MLP, MAX_VOCAB = 1024, 8192  # the influence sweep costs positions × d_mlp × vocabulary
@@ -39,10 +40,10 @@ def _weights(path: Path) -> dict[int, bytes]:
 
 
 def test_pythia_schedule():
-    assert zoo.pythia_schedule(1000, 4) == (0, 1, 2, 4, 8, 16, 32, 64, 128, 250, 500, 750, 1000)
-    assert zoo.pythia_schedule(32, 1) == (0, 1, 2, 4, 8, 16, 32)
+    assert specs.pythia_schedule(1000, 4) == (0, 1, 2, 4, 8, 16, 32, 64, 128, 250, 500, 750, 1000)
+    assert specs.pythia_schedule(32, 1) == (0, 1, 2, 4, 8, 16, 32)
     with pytest.raises(ValueError, match="divisible"):
-        zoo.pythia_schedule(1000, 3)
+        specs.pythia_schedule(1000, 3)
 
 
 def test_specs_fit_the_budget():
@@ -70,7 +71,7 @@ def test_tiny_families_build_completely(tiny_root):
         assert manifest["steps"] == list(spec.steps)
         assert sorted(_weights(path)) == list(spec.steps)
         for step, record in manifest["checkpoints"].items():
-            assert zoo._sha256(path / f"step{step}" / "model.safetensors") == record["sha256"]
+            assert builder._sha256(path / f"step{step}" / "model.safetensors") == record["sha256"]
         counts = np.load(path / zoo.COUNTS)
         assert counts.dtype == np.int64 and counts.shape == (spec.vocab_size,)
         assert counts.sum() == manifest["train_stream_tokens"]
@@ -135,7 +136,7 @@ def test_interrupted_build_never_looks_complete(tiny_root, tmp_path):
 def test_a_build_of_another_spec_is_stale(tmp_path):
     name = TINY[0]
     (tmp_path / name).mkdir()
-    record = zoo._spec_record(zoo.ZOO[name])
+    record = specs.spec_record(zoo.ZOO[name])
     (tmp_path / name / zoo.MANIFEST).write_text(json.dumps({"spec": {**record, "seed": record["seed"] + 1}}))
     assert not zoo.is_built(name, tmp_path)
     (tmp_path / name / zoo.MANIFEST).write_text(json.dumps({"spec": record}))

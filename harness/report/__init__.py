@@ -11,7 +11,7 @@ Entry points (used by the pytest plugin and by ``python -m harness report``):
 
 from harness.records import run_metadata
 from harness.report.compare import compare
-from harness.report.rundir import load_run, render, write_run
+from harness.report.rundir import load_run, point_latest, render, write_run
 from harness.report.summary import terminal_summary
 
-__all__ = ["compare", "load_run", "render", "run_metadata", "terminal_summary", "write_run"]
+__all__ = ["compare", "load_run", "point_latest", "render", "run_metadata", "terminal_summary", "write_run"]

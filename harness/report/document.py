@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any, Sequence, Union
 
 from harness.records import DEFAULT_CI_LEVEL, ClaimRecord, RunMetadata
-from harness.registry import CLAIMS
 from harness.report.figures import FigureRef
 
-VERDICT_LABELS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
+VERDICT_LABELS = {"supported": "SUPPORTED", "contradicted": "CONTRADICTED", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 MISSING = "—"
 # A cell holding several verdicts shows the worst one.
-_SEVERITY = {"pass": 0, "fail": 1, "error": 2}
+_SEVERITY = {"supported": 0, "inconclusive": 1, "contradicted": 2, "error": 3}
 
 
 @dataclass(frozen=True)
@@ -79,15 +78,21 @@ def fmt_null(summary: dict[str, Any] | None) -> str:
     return f"{fmt(summary['q50'])} [{fmt(summary.get('q05'))}, {fmt(summary.get('q95'))}]"
 
 
-def claim_title(claim_id: str) -> str:
-    claim = CLAIMS.get(claim_id)
-    return f"{claim_id} {claim.name}" if claim else f"{claim_id} (not in the registry)"
+def claim_order(claim_id: str) -> tuple[int, str]:
+    """Sort key putting C2 before C10."""
+    digits = "".join(ch for ch in claim_id if ch.isdigit())
+    return (int(digits) if digits else 10**9, claim_id)
+
+
+def claim_title(claim_id: str, claims: dict[str, dict[str, Any]] | None = None) -> str:
+    claim = (claims or {}).get(claim_id)
+    return f"{claim_id} {claim['name']}" if claim else claim_id
 
 
 def ordered_claims(records: Sequence[ClaimRecord]) -> list[str]:
     """Claim ids present in the records: registry order, then unknown ids sorted."""
     present = {r.claim_id for r in records}
-    return [c for c in CLAIMS if c in present] + sorted(present - set(CLAIMS))
+    return sorted(present, key=claim_order)
 
 
 def ordered_subjects(records: Sequence[ClaimRecord], requested: Sequence[str] = ()) -> list[str]:
@@ -97,17 +102,18 @@ def ordered_subjects(records: Sequence[ClaimRecord], requested: Sequence[str] = 
 
 
 def worst_verdict(records: Sequence[ClaimRecord]) -> str:
-    """The most severe verdict of the records (error > fail > pass)."""
+    """The most severe verdict of the records (error > contradicted > inconclusive > supported)."""
     return max((r.verdict for r in records), key=_SEVERITY.__getitem__)
 
 
 def verdict_counts(records: Sequence[ClaimRecord]) -> str:
-    """``"3 pass, 1 fail, 1 error (5 records)"``."""
+    """``"3 supported, 1 contradicted, 0 inconclusive, 1 error (5 records)"``."""
     counts = ", ".join(f"{sum(r.verdict == v for r in records)} {v}" for v in VERDICT_LABELS)
     return f"{counts} ({len(records)} records)"
 
 
-def verdict_matrix(records: Sequence[ClaimRecord], subjects: Sequence[str]) -> Table:
+def verdict_matrix(records: Sequence[ClaimRecord], subjects: Sequence[str],
+                   claims: dict[str, dict[str, Any]] | None = None) -> Table:
     """Claims (rows) × subjects (columns): the verdict label, ``—`` where no record exists."""
     rows = []
     for claim_id in ordered_claims(records):
@@ -115,7 +121,7 @@ def verdict_matrix(records: Sequence[ClaimRecord], subjects: Sequence[str]) -> T
         for subject in subjects:
             hits = [r for r in records if r.claim_id == claim_id and r.subject == subject]
             cells.append(VERDICT_LABELS[worst_verdict(hits)] if hits else MISSING)
-        rows.append((claim_title(claim_id), *cells))
+        rows.append((claim_title(claim_id, claims), *cells))
     return Table(("Claim", *subjects), tuple(rows))
 
 
@@ -137,7 +143,7 @@ def _metadata_table(meta: RunMetadata) -> Table:
                      f"transformer-lens {fmt(meta.transformer_lens_version)}"),
         ("platform", meta.platform or MISSING),
         ("seeds", pairs(meta.seeds)),
-        ("thresholds", pairs(meta.thresholds)),
+        ("settings", pairs(meta.settings)),
     )
     return Table(("Run", "Value"), rows)
 
@@ -172,8 +178,11 @@ def _claim_table(records: Sequence[ClaimRecord]) -> Table:
 def _note(rec: ClaimRecord, registry_paper: str) -> str:
     label = VERDICT_LABELS[rec.verdict]
     parts = [f"{rec.subject} — {label}: {rec.message or MISSING}"]
-    if rec.checks:
-        parts.append("checks: " + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in rec.checks.items()))
+    if rec.reason:
+        parts.append(rec.reason)
+    checks = {**rec.supported_checks, **{f"against: {k}": v for k, v in rec.contradicted_checks.items()}}
+    if checks:
+        parts.append("checks: " + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in checks.items()))
     if rec.sample_sizes:
         parts.append("n: " + ", ".join(f"{k}={v}" for k, v in rec.sample_sizes.items()))
     if rec.seeds:
@@ -199,23 +208,24 @@ def build_document(
         Heading("Run", 2, "run"),
         _metadata_table(meta),
         Heading("Verdict matrix", 2, "matrix"),
-        verdict_matrix(records, subjects) if records else Paragraph("No records in this run."),
+        verdict_matrix(records, subjects, meta.claims) if records else Paragraph("No records in this run."),
     ]
     for claim_id in ordered_claims(records):
-        claim = CLAIMS.get(claim_id)
+        claim = meta.claims.get(claim_id)
         mine = sorted(
             (i for i, r in enumerate(records) if r.claim_id == claim_id),
             key=lambda i: subjects.index(records[i].subject),
         )
         recs = [records[i] for i in mine]
-        blocks.append(Heading(claim_title(claim_id), 2, claim_id))
+        blocks.append(Heading(claim_title(claim_id, meta.claims), 2, claim_id))
         if claim:
             blocks += [
-                Paragraph(claim.statement, label="Statement:"),
-                Paragraph(claim.rule, label="Decision rule:"),
-                Paragraph(claim.paper, label="Paper's numbers:"),
+                Paragraph(claim["statement"], label="Statement:"),
+                Paragraph(claim["rule"], label="Decision rule:"),
+                Paragraph(claim["effect"], label="Smallest effect of interest:"),
+                Paragraph(claim["paper"], label="Paper's numbers:"),
             ]
-        blocks += [_claim_table(recs), Bullets(tuple(_note(r, claim.paper if claim else "") for r in recs))]
+        blocks += [_claim_table(recs), Bullets(tuple(_note(r, claim["paper"] if claim else "") for r in recs))]
         for i in mine:
             blocks += [Image(ref.path.relative_to(run_dir).as_posix(), ref.caption) for ref in figures[i]]
     return blocks

@@ -26,7 +26,7 @@ from harness.report.document import build_document
 from harness.report.figures import make_figures
 from harness.report.html import to_html
 from harness.report.markdown import to_markdown
-from harness.stats import holm
+from harness.analysis.stats import holm
 
 CLAIMS_JSON = "claims.json"
 CLAIMS_MD = "claims.md"
@@ -81,6 +81,17 @@ def write_run(
     _write_text(run_dir / CLAIMS_JSON, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     meta, recs = validate_run(doc)
     _render(run_dir, meta, recs)
+
+
+def point_latest(run_dir: str | os.PathLike) -> None:
+    """Point ``<run_dir>/../latest`` at ``run_dir`` (atomically, a relative symlink)."""
+    run_dir = Path(run_dir)
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, latest)
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[RunMetadata, list[ClaimRecord]]:

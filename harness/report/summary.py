@@ -37,7 +37,7 @@ def terminal_summary(
                 cells.append((VERDICT_LABELS[worst_verdict(hits)] if hits else MISSING).ljust(col))
             lines.append(subject.ljust(width) + " " + "".join(cells).rstrip())
         for r in recs:
-            if r.verdict != "pass":
+            if r.verdict != "supported":
                 line = f"  {VERDICT_LABELS[r.verdict]} {r.claim_id}[{r.subject}]: {r.message}"
                 lines.append(line if len(line) <= MESSAGE_WIDTH else line[: MESSAGE_WIDTH - 3] + "...")
     if report_path is not None:

@@ -148,14 +148,6 @@ class TokenFrequencies:
             counts += np.bincount(ids, minlength=size)
         return cls(counts)
 
-    @classmethod
-    def for_zoo(cls, name: str, root: Path | None = None) -> "TokenFrequencies":
-        """The exact training counts of zoo family ``name`` (built first if needed)."""
-        from harness import zoo
-
-        path = zoo.ensure_built(name, root)
-        return cls.from_npy(path / zoo.COUNTS, zoo.get_spec(name).vocab_size)
-
     @property
     def vocab_size(self) -> int:
         return int(self.counts.size)

@@ -43,6 +43,7 @@ middle) against a lognormal and an exponential with the ``powerlaw`` package.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -52,7 +53,7 @@ import powerlaw
 import statsmodels.api as sm
 from powerlaw.distributions import Power_Law
 
-from harness.stats import bootstrap_indices
+from harness.analysis.stats import bootstrap_indices
 
 FIXED_CUTS: tuple[float, float] = (3.5, 5.5)
 """The authors' fixed ln-rank boundaries between the three regimes (ranks ≈ 33 and ≈ 245)."""
@@ -333,6 +334,15 @@ def _plateau_score(fit3: SegmentFit) -> float:
     return fit3.slopes[0] - fit3.slopes[1]
 
 
+@functools.lru_cache(maxsize=256)
+def _layout(n_positive: int, bin_width: float, min_points: int) -> _Layout | None:
+    """The layout of a curve with ``n_positive`` points, built once per process; None when too short."""
+    try:
+        return _Layout.build(n_positive, bin_width, min_points)
+    except ValueError:
+        return None
+
+
 # ---------------------------------------------------------------------------------------------
 # the middle regime and the fixed cuts
 
@@ -395,7 +405,9 @@ def fit_regimes(influence: np.ndarray | Sequence[float], min_segment_points: int
     """
     _check_options(min_segment_points, bin_width)
     ids, ln_rank, ln_influence = rank_curve(influence)
-    layout = _Layout.build(ids.size, bin_width, min_segment_points)
+    layout = _layout(ids.size, float(bin_width), int(min_segment_points))
+    if layout is None:
+        _Layout.build(ids.size, bin_width, min_segment_points)  # raises the explanatory ValueError
     y = layout.binned(ln_influence)
     fits = layout.fit(y)
     fit3 = fits[3]
@@ -464,43 +476,119 @@ def _check_sequences(seq_means: np.ndarray, seq_counts: np.ndarray) -> None:
         raise ValueError("seq_means has non-finite values in sequences with selected positions")
 
 
-def bootstrap_regimes(seq_means: np.ndarray, seq_counts: np.ndarray, n_resamples: int, seed: int,
-                      min_segment_points: int = 5, bin_width: float = DEFAULT_BIN_WIDTH) -> dict[str, np.ndarray]:
-    """Bootstrap over sequences of the 3-segment statistics.
+@dataclass(frozen=True)
+class SequenceInfluence:
+    """Per-sequence influence of one target set: ``means`` ``[n_seq, d_mlp]`` (nats; NaN rows where a
+    sequence has no position) and ``counts`` ``[n_seq]`` positions behind each mean."""
 
-    ``seq_means`` ``[n_seq, d_mlp]``: per-sequence mean Δloss per neuron (nats);
-    ``seq_counts`` ``[n_seq]``: the positions each mean is over. Each resample draws sequences
-    with replacement (``harness.stats.bootstrap_indices(n_seq, n_resamples, seed)``), pools
-    them with ``pooled_influence`` and refits the curve. Returns arrays ``[n_resamples]``:
-    ``plateau_score``, ``exponent`` (middle regime, −slope of segment 2), ``delta_bic_3v2``,
-    ``first_breakpoint`` (ln rank) and ``plateau_size`` (neurons); NaN for a resample whose
-    curve is too short to fit.
-    """
+    means: np.ndarray
+    counts: np.ndarray
+
+    def pooled(self, sequences: np.ndarray | None = None) -> np.ndarray:
+        """Position-weighted mean influence ``[d_mlp]`` over ``sequences`` (default: all)."""
+        idx = np.arange(self.counts.size) if sequences is None else np.asarray(sequences)
+        return pooled_influence(self.means, self.counts, idx[None])[0]
+
+    def resampled(self, indices: np.ndarray) -> np.ndarray:
+        """Pooled influence ``[n_resamples, d_mlp]`` of resampled sequence ids ``[n_resamples, n_seq']``."""
+        return pooled_influence(self.means, self.counts, indices)
+
+
+@dataclass(frozen=True)
+class PlateauStatistics:
+    """Plateau score, ΔBIC(3 vs 2), first breakpoint (ln rank) and plateau size of many curves,
+    each ``[n_curves]``; NaN where a curve has too few positive neurons to fit."""
+
+    score: np.ndarray
+    delta_bic_3v2: np.ndarray
+    first_breakpoint: np.ndarray
+    plateau_size: np.ndarray
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """Bool ``[n_curves]``: curves that could be fitted."""
+        return np.isfinite(self.score)
+
+
+def plateau_statistics(curves: np.ndarray, min_segment_points: int = 5,
+                       bin_width: float = DEFAULT_BIN_WIDTH) -> PlateauStatistics:
+    """The 3-segment statistics of each influence curve ``[n_curves, d_mlp]`` (nats), as ``fit_regimes``
+    computes them for one curve (the same binning, grid and refinement), without the power-law tests."""
     _check_options(min_segment_points, bin_width)
-    seq_means = np.asarray(seq_means, dtype=float)
-    seq_counts = np.asarray(seq_counts, dtype=float)
-    _check_sequences(seq_means, seq_counts)
-    indices = bootstrap_indices(seq_means.shape[0], n_resamples, seed)
-    influences = pooled_influence(seq_means, seq_counts, indices)
-
-    keys = ("plateau_score", "exponent", "delta_bic_3v2", "first_breakpoint", "plateau_size")
-    out = {key: np.full(n_resamples, np.nan) for key in keys}
-    layouts: dict[int, _Layout | None] = {}
-    for r, influence in enumerate(influences):
-        positive = np.sort(influence[influence > 0])[::-1]
-        if positive.size not in layouts:
-            try:
-                layouts[positive.size] = _Layout.build(positive.size, bin_width, min_segment_points)
-            except ValueError:
-                layouts[positive.size] = None
-        layout = layouts[positive.size]
+    curves = np.atleast_2d(np.asarray(curves, dtype=float))
+    out = np.full((4, curves.shape[0]), np.nan)
+    for r, influence in enumerate(curves):
+        positive = np.sort(influence[np.isfinite(influence) & (influence > 0)])[::-1]
+        layout = _layout(positive.size, float(bin_width), int(min_segment_points))
         if layout is None:
             continue
         fits = layout.fit(layout.binned(np.log(positive)))
         fit3 = fits[3]
-        out["plateau_score"][r] = _plateau_score(fit3)
-        out["exponent"][r] = -fit3.slopes[1]
-        out["delta_bic_3v2"][r] = fits[2].bic - fit3.bic
-        out["first_breakpoint"][r] = fit3.breakpoints[0]
-        out["plateau_size"][r] = np.count_nonzero(np.log(np.arange(1, positive.size + 1)) < fit3.breakpoints[0])
-    return out
+        tau1 = fit3.breakpoints[0]
+        out[:, r] = (_plateau_score(fit3), fits[2].bic - fit3.bic, tau1,
+                     np.count_nonzero(np.log(np.arange(1, positive.size + 1)) < tau1))
+    return PlateauStatistics(*out)
+
+
+def bootstrap_regimes(seq_means: np.ndarray, seq_counts: np.ndarray, n_resamples: int, seed: int,
+                      min_segment_points: int = 5, bin_width: float = DEFAULT_BIN_WIDTH) -> PlateauStatistics:
+    """Bootstrap over sequences of the 3-segment statistics.
+
+    ``seq_means`` ``[n_seq, d_mlp]``: per-sequence mean Δloss per neuron (nats);
+    ``seq_counts`` ``[n_seq]``: the positions each mean is over. Each resample draws sequences
+    with replacement (``harness.analysis.stats.bootstrap_indices(n_seq, n_resamples, seed)``: the
+    same seed draws the same sequences, so resamples pair across target sets and checkpoints),
+    pools them with ``pooled_influence`` and refits the curve.
+    """
+    seq_means = np.asarray(seq_means, dtype=float)
+    seq_counts = np.asarray(seq_counts, dtype=float)
+    _check_sequences(seq_means, seq_counts)
+    indices = bootstrap_indices(seq_means.shape[0], n_resamples, seed)
+    return plateau_statistics(pooled_influence(seq_means, seq_counts, indices), min_segment_points, bin_width)
+
+
+@dataclass(frozen=True)
+class MiddleCurvature:
+    """Curvature of ln I over ln rank inside a window: ``slope_change`` = (slope at the window's end) −
+    (slope at its start) of a quadratic OLS fit (slope units; 0 for a power law), ``width`` the
+    window in ln rank, ``n`` the neurons in it."""
+
+    slope_change: float
+    slope: float
+    width: float
+    n: int
+
+
+def middle_curvature(influence: np.ndarray, lo: float, hi: float) -> MiddleCurvature:
+    """Quadratic fit of ln I on ln rank over neurons with ln rank in [lo, hi) of ``influence`` [d_mlp]."""
+    _, ln_rank, ln_inf = rank_curve(influence)
+    inside = (ln_rank >= lo) & (ln_rank < hi)
+    n = int(inside.sum())
+    if n < 4:
+        return MiddleCurvature(float("nan"), float("nan"), float(hi - lo), n)
+    x = ln_rank[inside]
+    centre = 0.5 * (x.min() + x.max())
+    c2, c1, _ = np.polyfit(x - centre, ln_inf[inside], 2)
+    width = float(x.max() - x.min())
+    return MiddleCurvature(float(2 * c2 * width), float(c1), width, n)
+
+
+def curve_band(curves: np.ndarray, level: float, bin_width: float = DEFAULT_BIN_WIDTH
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise central band of many rank curves ``[n, d_mlp]``: ``(ln_rank, lo, hi)`` of ln I per ln-rank bin."""
+    rows = []
+    for influence in np.atleast_2d(curves):
+        positive = np.sort(influence[influence > 0])[::-1]
+        ln_rank = np.log(np.arange(1, positive.size + 1))
+        bins = np.floor(ln_rank / bin_width + 1e-9).astype(int)
+        rows.append((bins, np.log(positive)))
+    top = max(b.max() for b, _ in rows) + 1
+    grid = np.full((len(rows), top), np.nan)
+    for r, (bins, y) in enumerate(rows):
+        grid[r, :bins.max() + 1] = np.bincount(bins, weights=y) / np.maximum(np.bincount(bins), 1)
+        grid[r, np.bincount(bins, minlength=top)[: top] == 0] = np.nan
+    keep = np.isfinite(grid).sum(0) >= max(2, len(rows) // 2)
+    tail = (1 - level) / 2
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanquantile(grid[:, keep], [tail, 1 - tail], axis=0)
+    return (np.flatnonzero(keep) + 0.5) * bin_width, lo, hi

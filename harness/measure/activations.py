@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.evaldata import EvalData, PositionSelection
+from harness.data.evaldata import EvalData, PositionSelection
 
 
 def final_layer(model) -> int:

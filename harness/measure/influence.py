@@ -434,3 +434,71 @@ def _check_inputs(resid: Tensor, acts: Tensor, targets: Tensor, readout: Readout
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} holds NaN or infinite values")
     return value
+
+
+def null_curves(resid: Array, acts: Array, targets: Array, readout: Readout, ablated_value: Array | float,
+                permutations: np.ndarray, *, rescale: bool, mode: Mode = "approx",
+                chunk_positions: int = DEFAULT_APPROX_CHUNK_POSITIONS,
+                device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Null influence curves ``[n_perm, d_mlp]`` (nats, mean over positions): neuron n's ablation written
+    along output row ``permutations[k, n]`` on the *unchanged* clean residual.
+
+    This breaks each neuron's read→write pairing and keeps the clean forward pass (methods.md
+    §3.3). With ``rescale`` the moved write vector keeps neuron n's own row norm (only the
+    direction is permuted): Δa_n · (‖W_out[n]‖ / ‖W_out[π(n)]‖) · W_out[π(n)].
+
+    ``mode="approx"`` uses the second-order expansion with every per-(position, row) quantity it
+    needs computed once per position chunk, so a permutation costs O(positions × d_mlp)
+    element-wise work instead of a sweep; ``mode="exact"`` runs the exact kernel once per
+    permutation on a readout with permuted rows.
+    """
+    perms = torch.as_tensor(np.asarray(permutations), dtype=torch.long)
+    resid, acts, targets = torch.as_tensor(resid), torch.as_tensor(acts), torch.as_tensor(targets)
+    device = torch.device(device) if device is not None else resid.device
+    value = _check_inputs(resid, acts, targets, readout, ablated_value, mode)
+    if perms.ndim != 2 or perms.shape[1] != readout.d_mlp:
+        raise ValueError(f"permutations must be [n_perm, d_mlp = {readout.d_mlp}], got {tuple(perms.shape)}")
+    ro = readout.to(device, dtype)
+    resid, acts = resid.to(device=device, dtype=dtype), acts.to(device=device, dtype=dtype)
+    targets, value, perms = targets.to(device), value.to(device=device, dtype=dtype), perms.to(device)
+    norms = ro.W_out.norm(dim=1)
+    scale = norms[None, :] / norms[perms] if rescale else torch.ones(perms.shape, dtype=dtype, device=device)
+    n_pos = resid.shape[0]
+    if mode == "exact":
+        out = []
+        for k in range(perms.shape[0]):
+            moved = Readout(ro.W_out[perms[k]], ro.ln_weight, ro.ln_bias, ro.eps, ro.W_U, ro.b_U)
+            s = scale[k]
+            delta = influence(resid, acts * s, targets, moved, value * s, mode="exact", dtype=dtype)
+            out.append(delta.mean(0))
+        return torch.stack(out)
+    sums = torch.zeros(perms.shape, dtype=torch.float64, device=device)
+    with torch.no_grad():
+        neurons = _NeuronTerms.build(ro)
+        M_sq = neurons.M.square()
+        for p0 in range(0, n_pos, chunk_positions):
+            sl = slice(p0, p0 + chunk_positions)
+            pos = _PositionTerms.build(resid[sl], targets[sl], ro, neurons)
+            Z = pos.L0 * pos.inv_sigma0[:, None]
+            p = torch.softmax(Z + pos.shift, dim=1)
+            EZ = (p * Z).sum(1, keepdim=True)
+            pZc = p * (Z - EZ)
+            var_Z = (pZc * (Z - EZ)).sum(1, keepdim=True)
+            EM = p @ neurons.M.T                         # [cp, d_mlp] per output row
+            var_M = p @ M_sq.T - EM * EM
+            cov_ZM = pZc @ neurons.M.T
+            uc = pos.u @ neurons.c.T
+            base = (value[sl] if value.ndim == 2 else value) - acts[sl]   # [cp, d_mlp] δ of neuron n
+            for k in range(perms.shape[0]):
+                rows = perms[k]
+                delta = base * scale[k]
+                var = (pos.uu[:, None] + delta * (2 * uc[:, rows] + delta * neurons.cc[rows])) / ro.d_model + ro.eps
+                inv_sigma = torch.rsqrt(var)
+                a = inv_sigma / pos.inv_sigma0[:, None] - 1
+                b = delta * inv_sigma
+                d_lse = a * EZ + b * EM[:, rows] + 0.5 * (a * a * var_Z + b * b * var_M[:, rows]
+                                                         + 2 * a * b * cov_ZM[:, rows])
+                d_target = pos.L0_target[:, None] * (inv_sigma - pos.inv_sigma0[:, None]) \
+                    + b * pos.M_target[:, rows]
+                sums[k] += (d_lse - d_target).sum(0, dtype=torch.float64)
+    return (sums / n_pos).to(dtype)

@@ -18,7 +18,6 @@ hub model takes; and the bridge exposes the hooks the measurements read
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,15 +28,21 @@ from transformer_lens.model_bridge import TransformerBridge
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from harness import zoo as _zoo
-from harness.subjects import Subject, parse_subject
+from harness.subjects.grammar import Subject, parse_subject
 
 REQUIRED_HOOKS = ("blocks.{layer}.mlp.hook_post", "blocks.{layer}.attn.hook_z", "ln_final.hook_in")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
-
-_identity_cache: dict[tuple[Any, ...], str] = {}
 
 
-def _subject(subject: Subject | str) -> Subject:
+def _quiet_transformers() -> None:
+    """No per-load progress bars or advisory warnings from transformers (the runners show their own)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def as_subject(subject: Subject | str) -> Subject:
+    """A Subject, parsing a string."""
     return subject if isinstance(subject, Subject) else parse_subject(subject)
 
 
@@ -45,13 +50,25 @@ def local_dir(subject: Subject | str) -> Path | None:
     """The Hugging Face directory holding the subject's files, or None for a hub subject.
 
     ``hf:/dir@stepN`` is ``/dir/stepN``; ``zoo:<name>@stepN`` is that checkpoint of the
-    zoo family, which is built first if it is not yet (``harness.zoo.ensure_built``).
+    zoo family. A lookup never builds anything: a zoo family that is not built raises
+    ``ZooNotBuiltError`` (the runners build the zoo at start-up, ``harness.zoo.ensure_built``).
     """
-    subject = _subject(subject)
+    subject = as_subject(subject)
     if subject.kind == "hub":
         return None
-    base = Path(subject.family[3:]) if subject.kind == "hf" else _zoo.ensure_built(subject.family[4:])
+    if subject.kind == "hf":
+        base = Path(subject.family[3:])
+    else:
+        name = subject.family[4:]
+        if not _zoo.is_built(name):
+            raise ZooNotBuiltError(f"{subject.family} is not built in {_zoo.zoo_root()}; run "
+                                   f"`python -m harness zoo build {name}` (or `harness check`, which builds it)")
+        base = _zoo.family_dir(name)
     return base if subject.revision is None else base / subject.revision
+
+
+class ZooNotBuiltError(FileNotFoundError):
+    """A zoo subject was looked up before its family was built."""
 
 
 @contextlib.contextmanager
@@ -84,7 +101,7 @@ def load_tokenizer(subject: Subject | str) -> PreTrainedTokenizerBase:
 
     Local subjects load offline from their directory; hub subjects at their revision.
     """
-    name, revision, context = _source(_subject(subject))
+    name, revision, context = _source(as_subject(subject))
     with context:
         return AutoTokenizer.from_pretrained(name, revision=revision)
 
@@ -99,7 +116,8 @@ def load_model(
     ``TransformerBridge.boot_transformers`` call. Raises RuntimeError if a hook the
     measurements need (``REQUIRED_HOOKS``) is missing.
     """
-    subject = _subject(subject)
+    subject = as_subject(subject)
+    _quiet_transformers()
     name, revision, context = _source(subject)
     tokenizer = load_tokenizer(subject)
     with context:
@@ -114,63 +132,53 @@ def load_model(
     return bridge
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def model_config(subject: Subject | str) -> dict[str, Any]:
+    """The subject's Hugging Face ``config.json`` as a dict, read without loading weights.
 
-
-def _weights_sha256(directory: Path) -> str:
-    """One sha256 over config.json and the weight files (name and content), cached per process.
-
-    The cache key includes every file's size and modification time, so a rebuilt directory
-    is hashed again.
+    Local and zoo subjects read their directory; hub subjects go through ``AutoConfig`` at their
+    revision (network, or the local hub cache).
     """
-    files = sorted(p for p in directory.iterdir() if p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES)
-    if not any(p.suffix in WEIGHT_SUFFIXES for p in files):
-        raise FileNotFoundError(f"{directory} holds no weight files ({', '.join(WEIGHT_SUFFIXES)})")
-    stamp = (str(directory.resolve()), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    if stamp not in _identity_cache:
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(f"{path.name}\0{_sha256_file(path)}\n".encode())
-        _identity_cache[stamp] = digest.hexdigest()
-    return _identity_cache[stamp]
-
-
-def subject_identity(subject: Subject | str) -> dict[str, str | None]:
-    """What identifies the subject's weights in a cache key.
-
-    ``{"spec", "revision", "weights_sha256"}``; ``weights_sha256`` hashes config.json and the
-    weight files of a local directory, and is None for a hub subject (the hub name and
-    revision pin its weights).
-    """
-    subject = _subject(subject)
+    subject = as_subject(subject)
     directory = local_dir(subject)
-    return {
-        "spec": subject.spec,
-        "revision": subject.revision,
-        "weights_sha256": None if directory is None else _weights_sha256(directory),
-    }
+    if directory is not None:
+        return json.loads((directory / "config.json").read_text())
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(subject.hub_name), revision=subject.revision).to_dict()
 
 
 def architecture(subject: Subject | str) -> str:
-    """The Hugging Face ``model_type`` of a subject (``gpt_neox``, ``gpt2``, …), read without loading weights."""
-    subject = _subject(subject)
+    """The Hugging Face ``model_type`` of a subject (``gpt_neox``, ``gpt2``, ``llama``, …)."""
+    subject = as_subject(subject)
     if subject.kind == "hub":
         return "gpt_neox" if subject.family.startswith("pythia-") else "gpt2"
-    directory = local_dir(subject)
-    return str(json.loads((directory / "config.json").read_text())["model_type"])
+    return str(model_config(subject)["model_type"])
+
+
+def n_layers(subject: Subject | str) -> int:
+    """Number of transformer blocks, from the config."""
+    config = model_config(subject)
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if key in config:
+            return int(config[key])
+    raise ValueError(f"{as_subject(subject).spec}: config.json names no layer count (num_hidden_layers / n_layer)")
+
+
+def parallel_attention(subject: Subject | str) -> bool:
+    """Whether blocks run attention and MLP in parallel on the same input (GPT-NeoX ``use_parallel_residual``,
+    GPT-J, Falcon ``parallel_attn``); then the final attention layer cannot feed the final MLP."""
+    config = model_config(subject)
+    if config.get("model_type") == "gpt_neox":
+        return bool(config.get("use_parallel_residual", True))
+    return bool(config.get("parallel_attn", config.get("model_type") == "gptj"))
 
 
 def context_length(subject: Subject | str) -> int:
     """The longest sequence (tokens) the subject's position scheme supports, read from its config."""
-    subject = _subject(subject)
+    subject = as_subject(subject)
     if subject.kind == "hub":
         return 2048 if subject.family.startswith("pythia-") else 1024
-    config = json.loads((local_dir(subject) / "config.json").read_text())
+    config = model_config(subject)
     for key in ("max_position_embeddings", "n_positions", "n_ctx"):
         if key in config:
             return int(config[key])

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student_t
 
 Alternative = Literal["greater", "less", "two-sided"]
 
@@ -96,3 +98,23 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[idx]))
         out[idx] = running
     return out.tolist()
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial rate (e.g. a test's measured size) at confidence ``level``."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}, {trials}")
+    z = float(norm.ppf(0.5 + level / 2))
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (at least 2) at confidence ``level``."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        raise ValueError(f"a t interval needs at least 2 values, got {values.size}")
+    half = float(student_t.ppf(0.5 + level / 2, values.size - 1)) * values.std(ddof=1) / np.sqrt(values.size)
+    return (float(values.mean() - half), float(values.mean() + half))

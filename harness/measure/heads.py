@@ -1,10 +1,12 @@
-"""Attention head and layer ablation: how much each head of the final attention layer(s) matters.
+"""Attention head and layer ablation: how much each head, and each whole layer, matters (claim C7).
 
 The measurement behind claim C7 (methods §6). For each analysed layer, every head's output
 (``blocks.{L}.attn.hook_z``, ``[batch, pos, n_heads, d_head]``) is ablated one head at a time,
-and all heads of the layer at once; the cross-entropy (nats) and probability of the target
-token are summed per sequence at rare-target and common-target positions, clean and ablated.
-The caller caches the returned numpy arrays; ``harness.routing`` turns them into statistics.
+and all heads of the layer at once; per sequence and at rare- and common-target positions it
+sums the target cross-entropy (nats), clean and ablated, and the specialists' final-MLP
+activations (``blocks.{final}.mlp.hook_post``): clean Σ|a| and, under each ablation, Σ|Δa|.
+The caller caches the returned numpy arrays; ``harness.analysis.routing`` turns them into
+statistics. ``feeding_layers`` says which layers can reach the final MLP at all.
 
 Conventions
 -----------
@@ -31,8 +33,6 @@ import numpy as np
 import torch
 
 ABLATIONS = ("mean", "zero", "bos")
-DEEP_MODEL_LAYERS = 24  # models deeper than this analyse their final N_FINAL_LAYERS_DEEP layers
-N_FINAL_LAYERS_DEEP = 6
 ALL_HEADS = -1  # head index of the whole-layer variant
 
 Variant = tuple[int, int]  # (model layer index, head index or ALL_HEADS)
@@ -41,10 +41,17 @@ FwdHook = tuple[str, Callable[[torch.Tensor, object], torch.Tensor]]
 _GROUPS = ("rare", "common")
 
 
-def default_layers(n_layers: int) -> list[int]:
-    """The analysed layers: the final one, or the final 6 for models deeper than 24 layers."""
-    n_final = N_FINAL_LAYERS_DEEP if n_layers > DEEP_MODEL_LAYERS else 1
-    return list(range(n_layers - n_final, n_layers))
+def feeding_layers(n_layers: int, parallel_final_block: bool, count: int) -> list[int]:
+    """The last ``count`` attention layers whose output can reach the final MLP's input.
+
+    In sequential blocks (GPT-2) the final block's attention runs before its MLP, so the final
+    layer and every earlier one feed it; in a parallel block (GPT-NeoX, ``use_parallel_residual``)
+    the final attention runs beside the final MLP and only layers before it feed the MLP.
+    """
+    last = n_layers - 1 if parallel_final_block else n_layers
+    if last < 1 or count < 1:
+        raise ValueError(f"no attention layer feeds the final MLP of a {n_layers}-layer model (count {count})")
+    return list(range(max(0, last - count), last))
 
 
 def head_ablation(
@@ -53,12 +60,13 @@ def head_ablation(
     rare_pos: torch.Tensor,
     common_pos: torch.Tensor,
     *,
-    layers: Sequence[int] | None = None,
+    layers: Sequence[int],
+    specialists: Sequence[int] = (),
     ablation: str = "mean",
     batch_size: int = 32,
     bos: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Clean and ablated target cross-entropy / probability sums per sequence.
+    """Clean and ablated target cross-entropy and specialist-activation sums per sequence.
 
     Args:
         model: a TransformerLens ``TransformerBridge`` in eval mode (any device; tokens move
@@ -67,21 +75,19 @@ def head_ablation(
         rare_pos, common_pos: ``[n_seq, seq_len]`` bool; True at positions whose target
             (the next token) is rare / common. Last position (and position 0 with ``bos``)
             must be False.
-        layers: model layer indices to analyse (negative counts from the end); default
-            ``default_layers(n_layers)``.
+        layers: model layer indices to analyse (negative counts from the end).
+        specialists: final-MLP neuron ids whose activation change is summed (may be empty).
         ablation: ``"mean"``, ``"zero"`` or ``"bos"`` (module docstring).
         batch_size: most rows (sequences × ablation variants) in one forward pass.
         bos: ``tokens[:, 0]`` is BOS (module docstring).
 
     Returns:
-        float64 sums over the marked positions of one sequence, CE in nats (``*_ce``) and
-        target probability (``*_prob``), for ``g`` in ``rare``, ``common``:
+        float64 sums over the marked positions of one sequence, for ``g`` in ``rare``, ``common``:
 
-        - ``clean_{g}_ce``, ``clean_{g}_prob``: ``[n_seq]``
-        - ``head_{g}_ce``, ``head_{g}_prob``: ``[n_layers_analysed, n_heads, n_seq]``, head
-          ``h`` of layer ``layers[i]`` ablated alone
-        - ``layer_{g}_ce``, ``layer_{g}_prob``: ``[n_layers_analysed, n_seq]``, all heads of
-          the layer ablated at once
+        - ``clean_{g}_ce`` ``[n_seq]`` target CE (nats); ``clean_{g}_act`` ``[n_seq]`` Σ|a| of the specialists
+        - ``head_{g}_ce``, ``head_{g}_dact``: ``[n_layers_analysed, n_heads, n_seq]``, head ``h`` of
+          layer ``layers[i]`` ablated alone (CE; Σ|Δa| of the specialists)
+        - ``layer_{g}_ce``, ``layer_{g}_dact``: ``[n_layers_analysed, n_seq]``, all heads of the layer at once
         - ``{g}_count``: ``[n_seq]`` int64, marked positions per sequence
         - ``layers``: ``[n_layers_analysed]`` int64, the model layer indices analysed
     """
@@ -89,16 +95,19 @@ def head_ablation(
     layers = _check_layers(layers, n_layers)
     _check_inputs(tokens, rare_pos, common_pos, ablation, batch_size, bos)
     _check_hooks(model, layers, ablation)
+    spec = torch.as_tensor(np.asarray(specialists, dtype=np.int64))
+    post_name = f"blocks.{n_layers - 1}.mlp.hook_post"
     first = 1 if bos else 0
     device = next(model.parameters()).device
-    tokens = tokens.to(device)
+    tokens, spec = tokens.to(device), spec.to(device)
     masks = {"rare": rare_pos.to(device), "common": common_pos.to(device)}
     n_seq = tokens.shape[0]
 
     with torch.inference_mode():
-        clean, mean_z = _clean_pass(model, tokens, masks, layers, batch_size, first, ablation == "mean")
+        clean, mean_z, clean_acts = _clean_pass(model, tokens, masks, layers, batch_size, first,
+                                                ablation == "mean", post_name, spec)
         variants = [(layer, head) for layer in layers for head in [*range(n_heads), ALL_HEADS]]
-        ablated = {f"{g}_{m}": np.zeros((len(variants), n_seq)) for g in _GROUPS for m in ("ce", "prob")}
+        ablated = {f"{g}_{m}": np.zeros((len(variants), n_seq)) for g in _GROUPS for m in ("ce", "dact")}
         rows_per_seq_chunk = min(n_seq, max(1, batch_size // len(variants)))
         variants_per_pass = min(len(variants), max(1, batch_size // rows_per_seq_chunk))
         for start in range(0, n_seq, rows_per_seq_chunk):
@@ -107,24 +116,35 @@ def head_ablation(
             for v0 in range(0, len(variants), variants_per_pass):
                 chunk = variants[v0:v0 + variants_per_pass]
                 batch = tokens[seqs].repeat(len(chunk), 1)  # row k*n_rows + i: sequence i, variant k
-                logits = model.run_with_hooks(
-                    batch,
-                    fwd_hooks=ablation_fwd_hooks(chunk, n_rows, ablation=ablation, mean_z=mean_z, first=first),
-                    return_type="logits",
-                )
-                sums = _target_sums(logits, batch, {g: m[seqs].repeat(len(chunk), 1) for g, m in masks.items()})
+                seen: dict[str, torch.Tensor] = {}
+                hooks = ablation_fwd_hooks(chunk, n_rows, ablation=ablation, mean_z=mean_z, first=first)
+                hooks.append((post_name, _keep(seen, spec)))
+                logits = model.run_with_hooks(batch, fwd_hooks=hooks, return_type="logits")
+                batch_masks = {g: m[seqs].repeat(len(chunk), 1) for g, m in masks.items()}
+                sums = _target_sums(logits, batch, batch_masks)
+                change = (seen["acts"] - clean_acts[seqs].repeat(len(chunk), 1, 1)).abs().sum(-1)
+                for g, m in batch_masks.items():
+                    sums[f"{g}_dact"] = (change * m.double()).sum(1).cpu().numpy()
                 for key, values in sums.items():
                     ablated[key][v0:v0 + len(chunk), seqs] = values.reshape(len(chunk), n_rows)
 
     out: dict[str, np.ndarray] = {"layers": np.asarray(layers, dtype=np.int64)}
     for g in _GROUPS:
         out[f"{g}_count"] = masks[g].sum(dim=1).cpu().numpy().astype(np.int64)
-        for m in ("ce", "prob"):
-            out[f"clean_{g}_{m}"] = clean[f"{g}_{m}"]
+        out[f"clean_{g}_ce"] = clean[f"{g}_ce"]
+        out[f"clean_{g}_act"] = clean[f"{g}_act"]
+        for m in ("ce", "dact"):
             per_variant = ablated[f"{g}_{m}"].reshape(len(layers), n_heads + 1, n_seq)
             out[f"head_{g}_{m}"] = per_variant[:, :n_heads]
             out[f"layer_{g}_{m}"] = per_variant[:, n_heads]
     return out
+
+
+def _keep(store: dict[str, torch.Tensor], spec: torch.Tensor) -> Callable:
+    """A hook keeping the specialists' activations ``[batch, pos, n_spec]`` (float64) in ``store``."""
+    def keep(post: torch.Tensor, hook: object) -> None:
+        store["acts"] = post[..., spec].double()
+    return keep
 
 
 def ablation_fwd_hooks(
@@ -178,8 +198,11 @@ def _clean_pass(
     batch_size: int,
     first: int,
     want_mean: bool,
-) -> tuple[dict[str, np.ndarray], dict[int, torch.Tensor] | None]:
-    """Clean target sums ``{g}_{ce|prob}: [n_seq]`` and per-head mean z ``{layer: [n_heads, d_head]}``."""
+    post_name: str,
+    spec: torch.Tensor,
+) -> tuple[dict[str, np.ndarray], dict[int, torch.Tensor] | None, torch.Tensor]:
+    """Clean sums ``{g}_ce``, ``{g}_act`` ``[n_seq]``, per-head mean z ``{layer: [n_heads, d_head]}`` and the
+    specialists' clean activations ``[n_seq, seq_len, n_spec]`` (float64)."""
     z_sums: dict[int, torch.Tensor] = {}
 
     def accumulate(layer: int) -> Callable:
@@ -190,30 +213,32 @@ def _clean_pass(
 
     fwd_hooks = [(f"blocks.{layer}.attn.hook_z", accumulate(layer)) for layer in layers] if want_mean else []
     n_seq = tokens.shape[0]
-    clean = {f"{g}_{m}": np.zeros(n_seq) for g in _GROUPS for m in ("ce", "prob")}
+    clean = {f"{g}_{m}": np.zeros(n_seq) for g in _GROUPS for m in ("ce", "act")}
+    acts = []
     for start in range(0, n_seq, batch_size):
         seqs = slice(start, start + batch_size)
-        logits = model.run_with_hooks(tokens[seqs], fwd_hooks=fwd_hooks, return_type="logits")
+        seen: dict[str, torch.Tensor] = {}
+        logits = model.run_with_hooks(tokens[seqs], fwd_hooks=[*fwd_hooks, (post_name, _keep(seen, spec))],
+                                      return_type="logits")
         for key, values in _target_sums(logits, tokens[seqs], {g: m[seqs] for g, m in masks.items()}).items():
             clean[key][seqs] = values
-    if not want_mean:
-        return clean, None
-    n_positions = n_seq * (tokens.shape[1] - first)
-    return clean, {layer: (s / n_positions).float() for layer, s in z_sums.items()}
+        size = seen["acts"].abs().sum(-1)
+        for g, m in masks.items():
+            clean[f"{g}_act"][seqs] = (size * m[seqs].double()).sum(1).cpu().numpy()
+        acts.append(seen["acts"])
+    means = None
+    if want_mean:
+        n_positions = n_seq * (tokens.shape[1] - first)
+        means = {layer: (s / n_positions).float() for layer, s in z_sums.items()}
+    return clean, means, torch.cat(acts)
 
 
 def _target_sums(logits: torch.Tensor, tokens: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Per-row sums of target CE (nats) and probability over each mask: ``{g}_{ce|prob}: [rows]``."""
+    """Per-row sums of target CE (nats) over each mask: ``{g}_ce: [rows]``."""
     logits = logits[:, :-1].float()
     target_logit = logits.gather(-1, tokens[:, 1:, None]).squeeze(-1)
     ce = (torch.logsumexp(logits, dim=-1) - target_logit).double()  # [rows, seq_len - 1]
-    prob = torch.exp(-ce)
-    out = {}
-    for g, mask in masks.items():
-        weight = mask[:, :-1].double()
-        out[f"{g}_ce"] = (ce * weight).sum(dim=1).cpu().numpy()
-        out[f"{g}_prob"] = (prob * weight).sum(dim=1).cpu().numpy()
-    return out
+    return {f"{g}_ce": (ce * mask[:, :-1].double()).sum(dim=1).cpu().numpy() for g, mask in masks.items()}
 
 
 def _check_model(model: torch.nn.Module) -> tuple[int, int]:
@@ -228,9 +253,7 @@ def _check_model(model: torch.nn.Module) -> tuple[int, int]:
     return int(cfg.n_layers), int(cfg.n_heads)
 
 
-def _check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
-    if layers is None:
-        return default_layers(n_layers)
+def _check_layers(layers: Sequence[int], n_layers: int) -> list[int]:
     out = []
     for layer in layers:
         if not -n_layers <= int(layer) < n_layers:

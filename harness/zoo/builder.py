@@ -1,17 +1,6 @@
-"""The embedded model zoo: small language models trained here, deterministically, on a real corpus.
+"""Building zoo families: train a ``ZooSpec`` family, or plant specialists into a trained one.
 
-API contract used by other modules:
-
-- ``ZOO: dict[str, ZooSpec]`` — every zoo family by name; ``spec.steps`` is its checkpoint list.
-- ``zoo_root() -> Path`` — ``$RARE_ZOO_DIR`` or ``~/.cache/rare-token-claims/zoo``.
-- ``ensure_built(name, root=None, progress=True) -> Path`` — builds the family once (file lock,
-  safe under xdist) and returns ``<root>/<name>``, holding ``step{N}/`` Hugging Face
-  directories (config, safetensors weights, tokenizer), ``token_counts.npy`` and
-  ``manifest.json``.
-- ``build(name, root=None, progress=True, force=False) -> Path`` — the same, and with
-  ``force=True`` it rebuilds a complete family (``python -m harness zoo build [--force]``).
-
-A build: the corpus (``harness.corpus``: Shakespeare and the KJV Bible) is split by document
+A build: the corpus (``harness.data.corpus``: Shakespeare and the KJV Bible) is split by document
 into train and eval; a byte-level BPE tokenizer (``tokenizers``; ``<|endoftext|>`` = id 0 is
 BOS, EOS and pad) is trained on the train split; the train documents, each preceded by BOS,
 are concatenated into one token stream and cut into sequences of ``n_ctx`` tokens; a plain
@@ -26,27 +15,8 @@ baselines, token counts, wall time and throughput. The build runs in a temporary
 directory renamed into place at the end, under a file lock, so a partial or interrupted
 build never looks complete and concurrent pytest-xdist workers build once. Same spec,
 same machine → byte-identical weights (deterministic algorithms, a fixed thread count).
-
-Default zoo — why these sizes. Two families, ``neox-4l`` (GPT-NeoX: rotary on a quarter of
-each head, attention and MLP in parallel, untied unembedding, like Pythia) and ``gpt2-4l``
-(GPT-2: learned positions, sequential blocks, tied embeddings), each 4 layers, d_model 256,
-8 heads, final MLP d_mlp 1024, vocabulary 8192, context 128. The analyses cost
-positions × d_mlp × vocabulary per influence sweep, which caps d_mlp at 1,024 and the
-vocabulary at 8,192. Eight thousand BPE types over the 2.18M-token training stream give a
-real Zipf tail — half the vocabulary is seen fewer than 50 times, 1,000 types fewer than
-10 — which is what the rare-token claims are about; 4 layers are the fewest that leave
-three layers to build context before the final MLP. The token budget is set by the build
-time (both models ≤ 20 min on two idle cores at ≈ 6–7k tokens/s with bf16 autocast):
-1,000 updates of 24 × 128 tokens = 3.1M tokens each, ≈ 1.4 epochs, checkpoints at
-0, 1, 2, …, 128, 250, 500, 750, 1000. The models learn real structure: at step 1000 the
-eval cross-entropy is 4.10 nats (``neox-4l``) and 4.29 nats (``gpt2-4l``) against 6.35
-nats for the training unigram distribution on the same eval tokens (its entropy: 6.39
-nats), and it is still falling (step 500: 4.35 / 4.61). On disk: ≈ 370 MB and 270 MB
-(13 fp32 checkpoints each); ``manifest.json`` records every eval loss. The tokenizer also
-holds ≈ 550 types that never occur in the training stream (unused byte symbols and BPE
-intermediate merges), as real BPE vocabularies do. ``neox-tiny`` and ``gpt2-tiny``
-(2 layers, d_model 64, vocabulary 1024, 32 updates of 8 × 64 tokens on the first 0.5 MB of
-the train split, one thread) exist for the harness's own tests and build in seconds.
+A ``PlantedSpec`` family is built from its base family's checkpoints by
+``harness.zoo.planted`` (no training), under the same lock-and-rename discipline.
 """
 
 from __future__ import annotations
@@ -55,131 +25,42 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from harness import corpus
+from harness.data import corpus
+from harness.zoo.stream import pack
+from harness.zoo.specs import (
+    BOS_ID,
+    BOS_TOKEN,
+    COUNTS,
+    MANIFEST,
+    PlantedSpec,
+    ZooSpec,
+    family_dir,
+    get_spec,
+    is_built,
+    spec_record,
+    zoo_root,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-BOS_TOKEN = "<|endoftext|>"
-BOS_ID = 0
-MANIFEST = "manifest.json"
-COUNTS = "token_counts.npy"
-BUILD_FORMAT = 1  # bump when the build procedure changes the output for the same spec
-
-
-def pythia_schedule(final_step: int, n_even: int) -> tuple[int, ...]:
-    """Checkpoint steps: 0, then powers of two below ``final_step / n_even``, then ``n_even``
-    evenly spaced steps ending at ``final_step`` (Pythia: 0, 1, …, 512, 1000, 2000, …)."""
-    if final_step < 1 or not 1 <= n_even <= final_step or final_step % n_even:
-        raise ValueError(f"need final_step ≥ 1 divisible by 1 ≤ n_even ≤ final_step; got {final_step}, {n_even}")
-    spacing = final_step // n_even
-    powers = [0] + [2**k for k in range(int(math.log2(spacing)) + 1) if 2**k < spacing]
-    return tuple(powers + [spacing * i for i in range(1, n_even + 1)])
-
-
-@dataclass(frozen=True)
-class ZooSpec:
-    """One zoo family: architecture, sizes, checkpoint steps and the training recipe.
-
-    ``steps`` are optimizer updates; one update sees ``batch_size × n_ctx`` tokens.
-    ``max_train_chars`` limits the train split to its first documents (tiny test models).
-    """
-
-    name: str
-    arch: str  # "gpt_neox" or "gpt2"
-    n_layers: int
-    d_model: int
-    n_heads: int
-    d_mlp: int
-    vocab_size: int
-    n_ctx: int
-    steps: tuple[int, ...]
-    default: bool  # part of the default zoo (claims) or a tiny test variant
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_steps: int = 50
-    weight_decay: float = 0.1
-    seed: int = 0
-    eval_fraction: float = 0.1
-    eval_sequences: int = 64
-    max_train_chars: int | None = None
-    bf16_autocast: bool = True
-    num_threads: int = 2
-
-    @property
-    def final_step(self) -> int:
-        return self.steps[-1]
-
-    @property
-    def train_tokens(self) -> int:
-        """Tokens fed to the model over the whole run (updates × batch × context)."""
-        return self.final_step * self.batch_size * self.n_ctx
-
-
-def _default(name: str, arch: str) -> ZooSpec:
-    return ZooSpec(name, arch, 4, 256, 8, 1024, 8192, 128, pythia_schedule(1000, 4), True,
-                   batch_size=24, lr=2e-3, warmup_steps=50)
-
-
-def _tiny(name: str, arch: str) -> ZooSpec:
-    return ZooSpec(name, arch, 2, 64, 4, 256, 1024, 64, pythia_schedule(32, 1), False,
-                   batch_size=8, lr=1e-2, warmup_steps=4, eval_sequences=16, max_train_chars=500_000,
-                   num_threads=1)
-
-
-ZOO: dict[str, ZooSpec] = {
-    s.name: s
-    for s in [
-        _default("neox-4l", "gpt_neox"),
-        _default("gpt2-4l", "gpt2"),
-        _tiny("neox-tiny", "gpt_neox"),
-        _tiny("gpt2-tiny", "gpt2"),
-    ]
-}
-
-
-def zoo_root() -> Path:
-    """``$RARE_ZOO_DIR`` or ``~/.cache/rare-token-claims/zoo``."""
-    return Path(os.environ.get("RARE_ZOO_DIR", Path.home() / ".cache" / "rare-token-claims" / "zoo"))
-
-
-def get_spec(name: str) -> ZooSpec:
-    """The spec of zoo family ``name``; unknown names raise ValueError listing the known ones."""
-    if name not in ZOO:
-        raise ValueError(f"unknown zoo family {name!r}; known: {', '.join(sorted(ZOO))}")
-    return ZOO[name]
-
-
-def _spec_record(spec: ZooSpec) -> dict:
-    return {**asdict(spec), "steps": list(spec.steps), "build_format": BUILD_FORMAT}
-
-
-def is_built(name: str, root: Path | None = None) -> bool:
-    """Whether ``<root>/<name>`` holds a complete build of the current spec."""
-    path = Path(root or zoo_root()) / name
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("spec") == _spec_record(get_spec(name))
-
 
 def ensure_built(name: str, root: Path | None = None, progress: bool = True) -> Path:
-    """``<root>/<name>``, building it first (once, under a file lock) unless complete."""
-    root = Path(root or zoo_root())
+    """``<root>/<name>``, building it first (once, under a file lock) unless complete.
+
+    A planted family builds its base family first.
+    """
     if is_built(name, root):
-        return root / name
+        return family_dir(name, root)
     return build(name, root, progress)
 
 
@@ -190,7 +71,9 @@ def build(name: str, root: Path | None = None, progress: bool = True, force: boo
     spec = get_spec(name)
     root = Path(root or zoo_root())
     root.mkdir(parents=True, exist_ok=True)
-    final = root / name
+    if isinstance(spec, PlantedSpec):
+        ensure_built(spec.base, root, progress)
+    final = family_dir(name, root)
     with FileLock(str(root / f".{name}.lock")):
         if not force and is_built(name, root):
             return final
@@ -198,7 +81,12 @@ def build(name: str, root: Path | None = None, progress: bool = True, force: boo
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
         tmp.chmod(0o755)
-        _train(spec, tmp, progress)
+        if isinstance(spec, PlantedSpec):
+            from harness.zoo.planted import build_planted
+
+            build_planted(spec, family_dir(spec.base, root), tmp)
+        else:
+            _train(spec, tmp, progress)
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-old-", dir=root))
             final.rename(old / name)
@@ -238,17 +126,6 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> "PreTrainedTokeniz
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS_TOKEN, eos_token=BOS_TOKEN, pad_token=BOS_TOKEN, unk_token=BOS_TOKEN
     )
-
-
-def pack(token_lists: Sequence[Sequence[int]], n_ctx: int) -> np.ndarray:
-    """Concatenate ``[BOS] + tokens`` of each document and cut into rows: ``[n_seq, n_ctx]`` int64.
-
-    The tail that does not fill a row is dropped.
-    """
-    bos = np.array([BOS_ID], dtype=np.int64)
-    stream = np.concatenate([part for ids in token_lists for part in (bos, np.asarray(ids, dtype=np.int64))])
-    n_seq = len(stream) // n_ctx
-    return stream[: n_seq * n_ctx].reshape(n_seq, n_ctx)
 
 
 def make_model(spec: ZooSpec) -> "PreTrainedModel":
@@ -338,7 +215,7 @@ def _train(spec: ZooSpec, out: Path, progress: bool) -> None:
     import tokenizers
     from tqdm import tqdm
 
-    from harness.frequencies import TokenFrequencies
+    from harness.data.frequencies import TokenFrequencies
 
     t_start = time.perf_counter()
     docs = corpus.documents()
@@ -409,7 +286,7 @@ def _train(spec: ZooSpec, out: Path, progress: bool) -> None:
 
     manifest = {
         "name": spec.name,
-        "spec": _spec_record(spec),
+        "spec": spec_record(spec),
         "steps": list(spec.steps),
         "checkpoints": checkpoints,
         "corpus_fingerprint": corpus.corpus_fingerprint(docs),

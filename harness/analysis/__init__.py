@@ -1,0 +1,1 @@
+"""Analyses on measured arrays: numpy, scipy, statsmodels, networkx, powerlaw only — never torch."""

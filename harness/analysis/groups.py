@@ -1,0 +1,289 @@
+"""Control groups of neurons and the comparison of a group statistic against them.
+
+Specialists are selected by influence, and influence goes with activation statistics: a
+neuron that fires strongly and writes a long vector moves the loss more. A group statistic
+(co-activation, effective dimension, weight spectra) that also depends on those statistics
+would separate any high-influence group from uniformly drawn neurons without any
+specialisation (a global activation factor with influence ∝ variance fools an unmatched test
+every time). So the null groups are **matched** and the comparison is **adjusted**:
+
+1. Covariates (``neuron_covariates``): per neuron, activation mean, log variance, sparsity
+   (share of positions at or below 0), ln ‖W_out‖ row norm and layer co-activation (mean
+   correlation with the rest of the layer, specialists left out), each turned into normal
+   scores of its ranks over the layer.
+2. Matching (``matched_groups``): each control group takes, for every specialist, one of its
+   ``n_neighbours`` nearest non-specialists in covariate space (Euclidean on normal scores),
+   all distinct; a specialist whose pool is used up takes its next nearest free neuron.
+3. Balance: the standardised mean difference (SMD) of every covariate between the
+   specialists and the matched neurons, in layer SDs of the normal scores. Above the rule's
+   limit the specialists cannot be told apart from their activation statistics and the rule
+   says so (inconclusive) instead of comparing.
+4. Adjustment (``compare_groups``): what is left of the imbalance is removed by regression
+   (bias-corrected matching, Abadie & Imbens 2011): the statistic of matched and of uniformly
+   drawn groups is regressed on the groups' mean covariates, and every matched draw is moved
+   to the specialists' mean covariates along that fit.
+
+The p-value is the empirical one-sided p of the specialists against the adjusted draws; the
+effect is (observed − median of the adjusted null) / SD of the adjusted null, oriented so that
+positive is the claim's direction, with a location-shift interval (the shifts the adjusted null
+does not reject). The unmatched comparison is reported beside it.
+
+Measured on the hard null (tests/test_groups.py and calibration): one global factor with
+lognormal loadings, influence ∝ variance, 16 of 512 neurons selected: an unmatched test of
+mean correlation rejects 85–100% of the time, matching alone 15–100%, matching with
+adjustment ≤ 5%, and the balance check flags the tightly selected cases (SMD ≈ 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from scipy.stats import norm, rankdata
+
+from harness.analysis.stats import empirical_p
+
+Direction = Literal["greater", "less"]
+COVARIATES: tuple[str, ...] = ("mean", "log_variance", "sparsity", "log_write_norm", "layer_coactivation")
+
+
+def random_groups(n_neurons: int, size: int, exclude: Sequence[int] | np.ndarray, n_groups: int,
+                  seed: int) -> np.ndarray:
+    """``n_groups`` uniformly drawn groups of ``size`` distinct ids from ``0 … n_neurons-1`` minus ``exclude``.
+
+    Returns int64 ``[n_groups, size]``, each row sorted; rows are independent draws. Raises
+    ValueError on ids out of range or too few candidates.
+    """
+    if n_neurons < 1 or size < 1 or n_groups < 1:
+        raise ValueError(f"random_groups needs n_neurons, size and n_groups ≥ 1, got {n_neurons}, {size}, {n_groups}")
+    candidates = np.setdiff1d(np.arange(n_neurons), _ids(exclude, n_neurons, "exclude"))
+    if candidates.size < size:
+        raise ValueError(f"cannot draw groups of {size} neurons: only {candidates.size} of {n_neurons} neurons "
+                         f"remain after excluding {n_neurons - candidates.size}")
+    rng = np.random.default_rng(seed)
+    keys = rng.random((n_groups, candidates.size))
+    picks = np.argpartition(keys, size - 1, axis=1)[:, :size]
+    return np.sort(candidates[picks], axis=1).astype(np.int64)
+
+
+def _ids(ids: Sequence[int] | np.ndarray, n_neurons: int, name: str) -> np.ndarray:
+    arr = np.unique(np.asarray(ids, dtype=np.int64).ravel())
+    if arr.size and (arr[0] < 0 or arr[-1] >= n_neurons):
+        raise ValueError(f"{name} holds ids outside 0…{n_neurons - 1}: {arr[(arr < 0) | (arr >= n_neurons)][:5]}")
+    return arr
+
+
+@dataclass(frozen=True)
+class NeuronCovariates:
+    """Per-neuron covariates of selection: ``values`` ``[d_mlp, n_cov]`` (raw), ``scores`` (normal scores
+    of their ranks, each column mean 0 and SD ≈ 1), ``names`` of the columns, and ``usable`` ids
+    (neurons that vary over the positions; constant ones can be neither specialists' controls nor tested)."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    scores: np.ndarray
+    usable: np.ndarray
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.values.shape[0])
+
+
+def neuron_covariates(acts: np.ndarray, write_norm: np.ndarray, specialists: Sequence[int] | np.ndarray
+                      ) -> NeuronCovariates:
+    """Covariates of every neuron from activations ``[n_positions, d_mlp]`` and write norms ``[d_mlp]``.
+
+    Layer co-activation is each neuron's mean Pearson correlation with the usable
+    non-specialist neurons (itself excluded), so a specialist group's own correlation does not
+    leak into its covariate.
+    """
+    x = np.asarray(acts, dtype=np.float64)
+    write_norm = np.asarray(write_norm, dtype=np.float64)
+    if x.ndim != 2 or write_norm.shape != (x.shape[1],):
+        raise ValueError(f"need acts [n_positions, d_mlp] and write_norm [d_mlp]; got {x.shape} and {write_norm.shape}")
+    if x.shape[0] < 3 or not np.all(np.isfinite(x)) or not np.all(np.isfinite(write_norm)):
+        raise ValueError("covariates need at least 3 positions and finite activations and write norms")
+    mean, sd = x.mean(0), x.std(0)
+    usable = np.flatnonzero(sd > 0)
+    spec = _ids(specialists, x.shape[1], "specialists")
+    pool = np.setdiff1d(usable, spec)
+    z = np.zeros_like(x)
+    z[:, usable] = (x[:, usable] - mean[usable]) / sd[usable]
+    pool_sum = z[:, pool].sum(1)
+    coact = z.T @ pool_sum / x.shape[0]          # Σ_{j ∈ pool} r_ij
+    coact -= np.isin(np.arange(x.shape[1]), pool)  # drop r_ii = 1 for neurons in the pool
+    coact /= np.maximum(pool.size - np.isin(np.arange(x.shape[1]), pool), 1)
+    values = np.stack([mean, np.log(np.maximum(sd**2, 1e-300)), (x <= 0).mean(0),
+                       np.log(np.maximum(write_norm, 1e-300)), coact], axis=1)
+    scores = np.zeros_like(values)
+    n = usable.size
+    for c in range(values.shape[1]):
+        scores[usable, c] = norm.ppf((rankdata(values[usable, c]) - 0.5) / n)
+    return NeuronCovariates(COVARIATES, values, scores, usable)
+
+
+@dataclass(frozen=True)
+class MatchedGroups:
+    """Matched control groups ``groups`` ``[n_groups, size]`` for ``specialists``; ``smd`` the standardised
+    mean difference of each covariate (specialists − controls, layer SDs of the scores)."""
+
+    specialists: np.ndarray
+    groups: np.ndarray
+    smd: dict[str, float]
+    n_neighbours: int
+
+    @property
+    def max_abs_smd(self) -> float:
+        return float(max(abs(v) for v in self.smd.values()))
+
+
+def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarray, n_groups: int,
+                   n_neighbours: int, seed: int) -> MatchedGroups:
+    """``n_groups`` control groups, one nearest-neighbour match per specialist (module docstring)."""
+    spec = _ids(specialists, cov.n_neurons, "specialists")
+    if not np.all(np.isin(spec, cov.usable)):
+        raise ValueError("a specialist neuron is constant over the positions; it cannot be matched")
+    candidates = np.setdiff1d(cov.usable, spec)
+    if candidates.size < spec.size:
+        raise ValueError(f"only {candidates.size} candidate controls for {spec.size} specialists")
+    if n_groups < 1 or n_neighbours < 1:
+        raise ValueError(f"n_groups and n_neighbours must be ≥ 1, got {n_groups}, {n_neighbours}")
+    dist = ((cov.scores[spec][:, None, :] - cov.scores[candidates][None]) ** 2).sum(-1)
+    order = candidates[np.argsort(dist, axis=1, kind="stable")]      # [K, n_candidates] nearest first
+    rng = np.random.default_rng(seed)
+    k = min(n_neighbours, candidates.size)
+    groups = np.empty((n_groups, spec.size), dtype=np.int64)
+    for g in range(n_groups):
+        taken: set[int] = set()
+        for i in rng.permutation(spec.size):
+            pool = [c for c in order[i, :k] if c not in taken]
+            pick = int(rng.choice(pool)) if pool else next(int(c) for c in order[i] if c not in taken)
+            taken.add(pick)
+            groups[g, i] = pick
+    pooled = order[:, :k].ravel()
+    diff = cov.scores[spec].mean(0) - cov.scores[pooled].mean(0)
+    layer_sd = cov.scores[cov.usable].std(0)
+    smd = {name: float(d / s) if s > 0 else 0.0 for name, d, s in zip(cov.names, diff, layer_sd)}
+    return MatchedGroups(spec, groups, smd, k)
+
+
+GroupStatistic = Callable[[np.ndarray], np.ndarray]
+"""A statistic of neuron groups: ids ``[n_groups, size]`` → values ``[n_groups]``."""
+
+
+@dataclass(frozen=True)
+class ControlFit:
+    """A statistic on matched control groups, with the adjustment fitted once.
+
+    ``null`` ``[n]`` the matched groups' values and ``x_null`` ``[n, n_cov]`` their mean covariate
+    scores; ``coef`` the regression slope per covariate (fitted on matched and uniform groups);
+    ``uniform`` ``[n]`` the uniform groups' values (the unmatched comparison).
+    """
+
+    null: np.ndarray
+    x_null: np.ndarray
+    coef: np.ndarray
+    uniform: np.ndarray
+    names: tuple[str, ...]
+
+    def adjusted(self, x_group: np.ndarray) -> np.ndarray:
+        """The matched draws moved to a group with mean covariate scores ``x_group`` ``[n_cov]``."""
+        return self.null + (np.asarray(x_group)[None] - self.x_null) @ self.coef
+
+
+def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups, seed: int) -> ControlFit:
+    """Evaluate ``statistic`` on the matched groups and on as many uniform groups (seeded), and fit the
+    adjustment (module docstring, step 4)."""
+    spec, groups = matched.specialists, matched.groups
+    unusable = np.setdiff1d(np.arange(cov.n_neurons), cov.usable)
+    uniform_ids = random_groups(cov.n_neurons, spec.size, np.union1d(unusable, spec), groups.shape[0], seed)
+    null = np.asarray(statistic(groups), dtype=float)
+    uniform = np.asarray(statistic(uniform_ids), dtype=float)
+    if not (np.isfinite(null).all() and np.isfinite(uniform).all()):
+        raise ValueError("the group statistic is not finite for every control group")
+    x_null, x_uniform = cov.scores[groups].mean(1), cov.scores[uniform_ids].mean(1)
+    design = np.column_stack([np.ones(null.size + uniform.size), np.vstack([x_null, x_uniform])])
+    coef = np.linalg.lstsq(design, np.concatenate([null, uniform]), rcond=None)[0][1:]
+    return ControlFit(null, x_null, coef, uniform, cov.names)
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    """A group's statistic against matched, adjusted control groups.
+
+    ``adjusted`` ``[n]`` the matched draws moved to the group's covariates; ``p`` one-sided in
+    ``direction``; ``effect`` and ``effect_ci`` in SDs of the adjusted null and ``shift_ci`` in the
+    statistic's units, positive in the claim's direction (location-shift interval at
+    ``ci_level``); ``unmatched_*`` the same against uniform groups; ``coefficients`` the
+    adjustment slope per covariate.
+    """
+
+    observed: float
+    direction: Direction
+    null: np.ndarray
+    adjusted: np.ndarray
+    p: float
+    effect: float
+    effect_ci: tuple[float, float]
+    shift_ci: tuple[float, float]
+    ci_level: float
+    unmatched: np.ndarray
+    unmatched_p: float
+    unmatched_effect: float
+    coefficients: dict[str, float]
+
+    def null_band(self) -> tuple[float, float]:
+        """The adjusted null's central interval at ``ci_level`` (statistic's units)."""
+        tail = (1 - self.ci_level) / 2
+        lo, hi = np.quantile(self.adjusted, [tail, 1 - tail])
+        return float(lo), float(hi)
+
+    def effect_band(self) -> tuple[float, float]:
+        """The adjusted null's central interval at ``ci_level`` in effect units (SDs, claim direction)."""
+        sign = 1.0 if self.direction == "greater" else -1.0
+        z = sign * (self.adjusted - np.median(self.adjusted)) / np.std(self.adjusted, ddof=1)
+        tail = (1 - self.ci_level) / 2
+        lo, hi = np.quantile(z, [tail, 1 - tail])
+        return float(lo), float(hi)
+
+    def summary(self) -> dict[str, float]:
+        """Scalars for a record: observed value, p, effect with its interval, the unmatched comparison."""
+        return {"observed": self.observed, "p": self.p, "effect": self.effect, "effect_lo": self.effect_ci[0],
+                "effect_hi": self.effect_ci[1], "unmatched_p": self.unmatched_p,
+                "unmatched_effect": self.unmatched_effect}
+
+
+def _standardised(observed: float, null: np.ndarray, sign: float) -> float:
+    sd = float(np.std(null, ddof=1))
+    return float(sign * (observed - np.median(null)) / sd) if sd > 0 else float("nan")
+
+
+def compare(observed: float, x_group: np.ndarray, fit: ControlFit, direction: Direction, level: float
+            ) -> GroupComparison:
+    """Compare one group's ``observed`` statistic (mean covariate scores ``x_group``) with ``fit``."""
+    if not np.isfinite(observed):
+        raise ValueError("the group statistic is not finite for the group under test")
+    adjusted = fit.adjusted(x_group)
+    sign = 1.0 if direction == "greater" else -1.0
+    tail = (1 - level) / 2
+    q_lo, q_hi = np.quantile(adjusted, [tail, 1 - tail])
+    shift = sorted((sign * (observed - q_hi), sign * (observed - q_lo)))
+    sd = float(np.std(adjusted, ddof=1))
+    effect_ci = (shift[0] / sd, shift[1] / sd) if sd > 0 else (float("nan"), float("nan"))
+    return GroupComparison(
+        observed=float(observed), direction=direction, null=fit.null, adjusted=adjusted,
+        p=empirical_p(observed, adjusted, direction), effect=_standardised(observed, adjusted, sign),
+        effect_ci=(float(effect_ci[0]), float(effect_ci[1])), shift_ci=(float(shift[0]), float(shift[1])),
+        ci_level=level, unmatched=fit.uniform, unmatched_p=empirical_p(observed, fit.uniform, direction),
+        unmatched_effect=_standardised(observed, fit.uniform, sign),
+        coefficients={name: float(c) for name, c in zip(fit.names, fit.coef)},
+    )
+
+
+def compare_groups(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups,
+                   direction: Direction, level: float, seed: int) -> GroupComparison:
+    """``statistic`` of ``matched.specialists`` against the matched groups, adjusted (module docstring)."""
+    fit = fit_controls(statistic, cov, matched, seed)
+    spec = matched.specialists
+    return compare(float(statistic(spec[None])[0]), cov.scores[spec].mean(0), fit, direction, level)

@@ -1,0 +1,130 @@
+"""Head-versus-layer effects of attention ablation (claim C7); numpy only.
+
+Input: the arrays of ``harness.measure.heads.head_ablation`` — per evaluation sequence, sums
+over rare- (or common-) target positions of the clean and ablated target cross-entropy
+(``*_ce``, nats) and of the specialists' activation: clean Σ|a| (``clean_*_act``) and, when a
+head or a whole layer is ablated, Σ|Δa| (``*_dact``). Two effects, in %:
+
+- ``activation``: 100 · Σ|Δa| / Σ|a| over the specialists and positions — how much the
+  specialists' input moves (the authors' quantity);
+- ``loss``: 100 · (Σ ablated CE − Σ clean CE) / Σ clean CE — the % increase of mean target loss.
+
+Uncertainty: a paired bootstrap over sequences (the same resampled sequences for clean, every
+head and every layer); maxima over heads and ratios are taken inside each resample.
+Statistics per effect: the largest single-head effect, the ratio of the largest whole-layer
+effect to the largest single-head effect, and Pearson's r across heads between rare- and
+common-target effects (heads that matter for rare tokens alone would lower it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.analysis.stats import pearson_rows, percentile_ci
+
+GROUPS = ("rare", "common")
+METRICS = ("activation", "loss")
+
+
+@dataclass(frozen=True)
+class RoutingEffects:
+    """One effect (``metric``) with paired-bootstrap intervals at ``level``.
+
+    ``heads`` ``[n_la, n_heads]`` and ``layers`` ``[n_la]`` rare-target effects (%), with CIs
+    ``heads_ci`` ``[n_la, n_heads, 2]`` and ``layers_ci`` ``[n_la, 2]``; ``heads_common`` the
+    common-target head effects; ``max_head`` / ``ratio`` / ``corr`` with their CIs.
+    """
+
+    metric: str
+    heads: np.ndarray
+    heads_ci: np.ndarray
+    heads_common: np.ndarray
+    layers: np.ndarray
+    layers_ci: np.ndarray
+    max_head: float
+    max_head_ci: tuple[float, float]
+    max_head_at: tuple[int, int]
+    ratio: float
+    ratio_ci: tuple[float, float]
+    corr: float
+    corr_ci: tuple[float, float]
+    level: float
+
+
+def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric: str, n_bootstrap: int,
+                    seed: int, level: float) -> RoutingEffects:
+    """Effects of ``metric`` over the evaluation ``sequences`` (ids), with a paired bootstrap over them."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    n_seq, n_layers, n_heads = check_arrays(arrays)
+    sequences = np.asarray(sequences, dtype=np.int64)
+    if sequences.size < 2:
+        raise ValueError(f"routing effects need at least 2 sequences, got {sequences.size}")
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((n_bootstrap + 1, n_seq))
+    weights[0, sequences] = 1.0
+    draws = sequences[rng.integers(0, sequences.size, size=(n_bootstrap, sequences.size))]
+    np.add.at(weights, (np.arange(1, n_bootstrap + 1)[:, None], draws), 1.0)
+    heads, layers = _effects(arrays, "rare", metric, weights)            # [B+1, n_la, H], [B+1, n_la]
+    heads_c, _ = _effects(arrays, "common", metric, weights)
+    flat = heads.reshape(n_bootstrap + 1, -1)
+    max_head = flat.max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = layers.max(axis=1) / max_head
+    corr = pearson_rows(flat, heads_c.reshape(n_bootstrap + 1, -1))
+    at = np.unravel_index(int(np.argmax(heads[0])), heads[0].shape)
+    ci = lambda d: percentile_ci(d, level)  # noqa: E731
+    return RoutingEffects(
+        metric=metric, heads=heads[0], heads_common=heads_c[0],
+        heads_ci=np.stack([np.array([ci(heads[1:, i, h]) for h in range(n_heads)]) for i in range(n_layers)]),
+        layers=layers[0], layers_ci=np.array([ci(layers[1:, i]) for i in range(n_layers)]),
+        max_head=float(max_head[0]), max_head_ci=ci(max_head[1:]),
+        max_head_at=(int(arrays["layers"][at[0]]), int(at[1])),
+        ratio=float(ratio[0]), ratio_ci=ci(ratio[1:]), corr=float(corr[0]), corr_ci=ci(corr[1:]), level=level,
+    )
+
+
+def _effects(arrays: dict[str, np.ndarray], group: str, metric: str, weights: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """% effects per resample: heads ``[B+1, n_la, n_heads]`` and layers ``[B+1, n_la]``."""
+    if metric == "loss":
+        base = weights @ arrays[f"clean_{group}_ce"]
+        heads = np.moveaxis(arrays[f"head_{group}_ce"] @ weights.T, -1, 0) - base[:, None, None]
+        layers = (arrays[f"layer_{group}_ce"] @ weights.T).T - base[:, None]
+    else:
+        base = weights @ arrays[f"clean_{group}_act"]
+        heads = np.moveaxis(arrays[f"head_{group}_dact"] @ weights.T, -1, 0)
+        layers = (arrays[f"layer_{group}_dact"] @ weights.T).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * heads / base[:, None, None], 100.0 * layers / base[:, None]
+
+
+def check_arrays(arrays: dict[str, np.ndarray]) -> tuple[int, int, int]:
+    """Validate keys and shapes; return ``(n_seq, n_layers_analysed, n_heads)``."""
+    required = ["layers"] + [f"{g}_count" for g in GROUPS] + [
+        f"{v}_{g}_{m}" for g in GROUPS for v, m in (("clean", "ce"), ("head", "ce"), ("layer", "ce"),
+                                                    ("clean", "act"), ("head", "dact"), ("layer", "dact"))
+    ]
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ValueError(f"routing: missing array(s) {missing}; expected the output of heads.head_ablation")
+    head = np.asarray(arrays["head_rare_ce"])
+    if head.ndim != 3:
+        raise ValueError(f"head_rare_ce must be [n_layers_analysed, n_heads, n_seq], got shape {head.shape}")
+    n_layers, n_heads, n_seq = head.shape
+    shapes = {"layers": (n_layers,), "rare_count": (n_seq,), "common_count": (n_seq,)}
+    for g in GROUPS:
+        shapes |= {f"clean_{g}_ce": (n_seq,), f"clean_{g}_act": (n_seq,),
+                   f"head_{g}_ce": (n_layers, n_heads, n_seq), f"head_{g}_dact": (n_layers, n_heads, n_seq),
+                   f"layer_{g}_ce": (n_layers, n_seq), f"layer_{g}_dact": (n_layers, n_seq)}
+    wrong = {k: np.shape(arrays[k]) for k, shape in shapes.items() if np.shape(arrays[k]) != shape}
+    if wrong:
+        raise ValueError(f"routing: inconsistent shapes {wrong}; expected {({k: shapes[k] for k in wrong})}")
+    if n_layers * n_heads < 3:
+        raise ValueError(f"correlation across heads needs at least 3 heads, got {n_layers * n_heads}")
+    not_finite = [k for k in shapes if not np.all(np.isfinite(arrays[k]))]
+    if not_finite:
+        raise ValueError(f"routing: non-finite values in {not_finite}")
+    return n_seq, n_layers, n_heads

@@ -1,0 +1,409 @@
+"""Claims C1–C4: rare-token influence has a specialist plateau, common-token influence has none,
+the middle regime is a power law, and the plateau emerges in training.
+
+Every rank curve of a skewed sample bends: iid lognormal, gamma or χ² influences give ΔBIC(3
+vs 2) of 22–46 and "plateaus" of 120–140 neurons. So no fit decides alone: a plateau score
+(slope of segment 1 − slope of segment 2 of the 3-segment fit, positive for a plateau) counts
+only against null curves of the same subject — its ablations written along other neurons'
+output directions on the unchanged clean pass (``null_permutation``), plus the untrained
+checkpoint where the family has one — with an empirical p-value over ``n_null_curves`` draws.
+Uncertainty comes from a bootstrap over evaluation sequences; every interval is at 1 − 2α.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.regimes import (
+    bootstrap_regimes,
+    curve_band,
+    fit_regimes,
+    middle_curvature,
+    plateau_statistics,
+    pooled_influence,
+    rank_curve,
+)
+from harness.analysis.stats import bootstrap_indices, empirical_p, percentile_ci, summarize_null
+from harness.analysis.trends import late_early_change
+from harness.claims.evidence import Evidence, Trajectory, memoized, settings_key
+from harness.claims.registry import CLAIMS, claim, headline
+from harness.claims.settings import ci_level
+from harness.records import ClaimRecord
+
+_NULL_SETTINGS = ("n_null_curves", "null_permutation", "null_kernel", "null_exact_checks", "null_approx_tolerance")
+_SCORE_SCALE = ("slope units (ln I per ln rank); the papers draw the plateau but give no score: a flat plateau "
+                "ahead of their middle exponents 0.3–1.05 would score 0.3–1.05")
+
+
+# -- shared pieces ------------------------------------------------------------------------------
+class PlateauNull:
+    """Null plateau scores of one target set of one subject: permuted curves (and step 0 for rare targets)."""
+
+    def __init__(self, source: Evidence, settings: dict[str, Any], targets: str = "rare", repeat: int = 0,
+                 with_step0: bool = True):
+        null = source.null_curves(targets, repeat, settings["n_null_curves"], settings["seed"] + repeat,
+                                  permutation=settings["null_permutation"], kernel=settings["null_kernel"],
+                                  exact_checks=settings["null_exact_checks"],
+                                  tolerance=settings["null_approx_tolerance"])
+        self.curves = null.curves
+        self.details = null.details()
+        mp = settings["min_segment_points"]
+        self.permuted = plateau_statistics(null.curves, mp).score
+        self.step0: float | None = None
+        step0 = source.step0() if with_step0 and targets == "rare" else None
+        if step0 is not None:
+            self.step0 = float(plateau_statistics(step0.rare_influence().pooled()[None], mp).score[0])
+        values = self.permuted if self.step0 is None else np.append(self.permuted, self.step0)
+        self.scores = values[np.isfinite(values)]
+        if self.scores.size == 0:
+            raise ValueError("no null curve could be fitted (every null curve has too few positive neurons)")
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.scores))
+
+    def band(self, level: float) -> tuple[float, float]:
+        tail = (1 - level) / 2
+        lo, hi = np.quantile(self.scores, [tail, 1 - tail])
+        return float(lo), float(hi)
+
+    def summary(self) -> dict[str, float]:
+        out = summarize_null(self.scores)
+        out["unfittable"] = int(np.sum(~np.isfinite(self.permuted)))
+        return out
+
+
+def plateau_null(source: Evidence, settings: dict[str, Any], targets: str = "rare", repeat: int = 0,
+                 with_step0: bool = True) -> PlateauNull:
+    """The subject's plateau null (memoized per subject, target set and settings)."""
+    key = settings_key(f"plateau_null:{targets}:{repeat}:{with_step0}", settings)
+    return memoized(source, key, lambda: PlateauNull(source, settings, targets, repeat, with_step0))
+
+
+def _curve_series(influence: np.ndarray, suffix: str = "") -> dict[str, list[float]]:
+    _, ln_rank, ln_inf = rank_curve(influence)
+    return {f"ln_rank{suffix}": ln_rank.tolist(), f"ln_influence{suffix}": ln_inf.tolist()}
+
+
+def _band_series(null: PlateauNull, level: float) -> dict[str, list[float]]:
+    x, lo, hi = curve_band(null.curves, level)
+    return {"band_x": x.tolist(), "band_lo": lo.tolist(), "band_hi": hi.tolist()}
+
+
+def _fit_series(fit) -> dict[str, list[float]]:
+    x = np.linspace(0.0, float(np.max(fit.curve_x)), 200)
+    return {"fit_x": x.tolist(), "fit_y": fit.fits[3].evaluate(x).tolist(), "breakpoints": list(fit.fits[3].breakpoints)}
+
+
+def _fit_statistics(fit) -> dict[str, Any]:
+    f3 = fit.fits[3]
+    return {
+        "plateau_score": fit.plateau_score, "delta_bic_3v2": fit.delta_bic_3v2, "delta_bic_2v1": fit.delta_bic_2v1,
+        "slope_1": f3.slopes[0], "slope_2": f3.slopes[1], "slope_3": f3.slopes[2],
+        "breakpoint_1_ln_rank": f3.breakpoints[0], "breakpoint_2_ln_rank": f3.breakpoints[1],
+        "plateau_size": fit.plateau_size, "plateau_percent": fit.plateau_percent,
+        "middle_exponent": fit.middle_exponent, "middle_r2": fit.middle_r2,
+        "fixed_cut_slope_0_3.5": fit.fixed_cut_slopes[0], "fixed_cut_slope_3.5_5.5": fit.fixed_cut_slopes[1],
+        "fixed_cut_slope_5.5_end": fit.fixed_cut_slopes[2], "positive_neurons": fit.n_positive,
+    }
+
+
+def rare_fit(source: Evidence, settings: dict[str, Any]):
+    """The 1/2/3-segment fits of the subject's rare-target curve (memoized)."""
+    mp = settings["min_segment_points"]
+    return memoized(source, f"rare_fit:{mp}", lambda: fit_regimes(source.rare_influence().pooled(), mp))
+
+
+def _fmt(ci: tuple[float, float]) -> str:
+    return f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
+# -- C1 -----------------------------------------------------------------------------------------
+@claim(
+    "C1", "rare_three_regimes", scope="subject", rule_version=2,
+    statement="Rare-token influence has three regimes: a specialist plateau, a power law, a rapid decay.",
+    rule="supported when the plateau score exceeds its null curves (empirical p < alpha over the read→write-"
+         "permuted curves and step 0) and 3 segments beat 2 by ΔBIC > delta_bic_min; contradicted when the "
+         "1 − 2α bootstrap CI of (score − null median) lies below c1_min_excess; else inconclusive.",
+    effect="plateau score above the null median ≥ c1_min_excess (slope units)",
+    paper="plateau ≈ top 30–50 neurons, ≈ 0.5–1.7% of the layer (code); fixed cuts ln-rank 3.5 / 5.5 (code)",
+    settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "delta_bic_min", "c1_min_excess", *_NULL_SETTINGS),
+)
+def rare_three_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
+    record = CLAIMS["C1"].new_record(source.label, settings)
+    level, alpha, mp = ci_level(settings), settings["alpha"], settings["min_segment_points"]
+    influence = source.rare_influence()
+    record.sample_sizes.update(source.sample_sizes())
+    try:
+        fit = rare_fit(source, settings)
+    except ValueError as err:
+        record.undecided("the rare-target curve cannot be fitted", f"{source.label}: {err}")
+        return record
+    null = plateau_null(source, settings)
+    p = empirical_p(fit.plateau_score, null.scores, "greater")
+    boot = bootstrap_regimes(influence.means, influence.counts, settings["n_bootstrap"], settings["seed"], mp)
+    excess = fit.plateau_score - null.median
+    ci = percentile_ci(boot.score - null.median, level)
+
+    record.statistics.update(_fit_statistics(fit), plateau_excess=excess, null_median=null.median,
+                             step0_plateau_score=null.step0)
+    record.ci["plateau_excess"] = list(ci)
+    record.ci_levels["plateau_excess"] = level
+    record.p_values["plateau_score"] = p
+    record.null["plateau_score"] = null.summary()
+    record.sample_sizes.update(neurons=fit.d_mlp, bootstrap=int(np.isfinite(boot.score).sum()),
+                               null_curves=int(null.permuted.size), null_with_step0=int(null.step0 is not None))
+    record.seeds.update(bootstrap=settings["seed"], null_curves=settings["seed"])
+    record.details.update(null_curves=null.details, specialists_full_data=fit.specialist_ids.tolist(), ablation="mean")
+    record.series.update(_curve_series(influence.pooled()), **_fit_series(fit), **_band_series(null, level),
+                         null_plateau_score=null.scores.tolist(), observed_plateau_score=fit.plateau_score,
+                         **_curve_series(source.common_influence()[0].pooled(), "_common"))
+    step0 = source.step0()
+    if step0 is not None:
+        record.series.update(_curve_series(step0.rare_influence().pooled(), "_step0"))
+    record.headline = headline("plateau score − null median", excess, ci, level,
+                               null_band=tuple(v - null.median for v in null.band(level)),
+                               smallest_effect=settings["c1_min_excess"], paper=CLAIMS["C1"].paper,
+                               scale_note=_SCORE_SCALE, units="slope units")
+    record.decide(
+        {"above_null": p < alpha, "three_beat_two": fit.delta_bic_3v2 > settings["delta_bic_min"]},
+        {"excess_below_smallest_effect": ci[1] < settings["c1_min_excess"]},
+        f"{source.label}: plateau score {fit.plateau_score:.3g} vs null median {null.median:.3g} (p = {p:.3g}; "
+        f"excess {excess:.3g}, {level:.0%} CI {_fmt(ci)}; smallest effect {settings['c1_min_excess']}); "
+        f"ΔBIC(3 vs 2) {fit.delta_bic_3v2:.1f}; plateau of {fit.plateau_size} neurons "
+        f"({fit.plateau_percent:.1f}% of {fit.d_mlp}); paper: {CLAIMS['C1'].paper}",
+    )
+    return record
+
+
+# -- C2 -----------------------------------------------------------------------------------------
+@claim(
+    "C2", "common_two_regimes", scope="subject", rule_version=2,
+    statement="Common-token influence has only a power law and a decay: no plateau.",
+    rule="on common-target positions subsampled to the rare count: supported when the 1 − 2α CI of the common "
+         "plateau score above its own null lies inside ±c2_margin and the CI of (rare − common) excess lies "
+         "above 0; contradicted when the common score is significantly above its null (p < alpha) and not "
+         "equivalent, or the (rare − common) CI lies below 0; else inconclusive.",
+    effect="|common score − null median| < c2_margin (equivalence), rare − common > 0",
+    paper="whole-curve exponent 0.91–1.09 for common tokens (code)",
+    settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "c2_margin", *_NULL_SETTINGS),
+)
+def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
+    record = CLAIMS["C2"].new_record(source.label, settings)
+    level, alpha, mp, B = ci_level(settings), settings["alpha"], settings["min_segment_points"], settings["n_bootstrap"]
+    margin = settings["c2_margin"]
+    commons, rare = source.common_influence(), source.rare_influence()
+    record.sample_sizes.update(source.sample_sizes(), common_repeats=len(commons))
+    scores = plateau_statistics(np.stack([c.pooled() for c in commons]), mp).score
+    rare_score = float(plateau_statistics(rare.pooled()[None], mp).score[0])
+    if not (np.all(np.isfinite(scores)) and np.isfinite(rare_score)):
+        record.undecided("a rare or common curve cannot be fitted",
+                         f"{source.label}: too few positive neurons to fit 3 segments to every curve")
+        return record
+    nulls = [plateau_null(source, settings, "common", k) for k in range(len(commons))]
+    rare_null = plateau_null(source, settings)
+    medians = np.array([n.median for n in nulls])
+    excess = float(np.mean(scores - medians))
+    n_draws = min(n.scores.size for n in nulls)
+    null_excess = np.mean([n.scores[:n_draws] - n.median for n in nulls], axis=0)
+    p = empirical_p(excess, null_excess, "greater")
+    boots = [bootstrap_regimes(c.means, c.counts, B, settings["seed"], mp).score for c in commons]
+    boot_excess = np.mean([b - m for b, m in zip(boots, medians)], axis=0)
+    boot_rare = bootstrap_regimes(rare.means, rare.counts, B, settings["seed"], mp).score - rare_null.median
+    ci = percentile_ci(boot_excess, level)
+    diff = (rare_score - rare_null.median) - excess
+    ci_diff = percentile_ci(boot_rare - boot_excess, level)
+    equivalent = -margin < ci[0] and ci[1] < margin
+
+    record.statistics.update(common_plateau_score=float(np.mean(scores)), common_excess=excess,
+                             common_null_median=float(np.mean(medians)), rare_excess=rare_score - rare_null.median,
+                             rare_minus_common=diff)
+    record.ci.update(common_excess=list(ci), rare_minus_common=list(ci_diff))
+    record.ci_levels.update(common_excess=level, rare_minus_common=level)
+    record.p_values["common_excess"] = p
+    record.null["common_excess"] = summarize_null(null_excess)
+    record.sample_sizes.update(bootstrap=B, null_curves=int(n_draws))
+    record.seeds.update(bootstrap=settings["seed"], common_subsample=0)
+    record.details.update(null_curves=nulls[0].details, equal_position_counts=True)
+    record.series.update(_curve_series(commons[0].pooled()), **_band_series(nulls[0], level),
+                         **_curve_series(rare.pooled(), "_rare"))
+    try:
+        record.series.update(_fit_series(fit_regimes(commons[0].pooled(), mp)))
+    except ValueError:
+        pass
+    record.headline = headline("common plateau score − its null median", excess, ci, level,
+                               null_band=tuple(np.quantile(null_excess, [(1 - level) / 2, (1 + level) / 2])),
+                               smallest_effect=margin, paper=CLAIMS["C2"].paper,
+                               scale_note="equivalence margin ±c2_margin; " + _SCORE_SCALE, units="slope units")
+    record.decide(
+        {"common_equivalent_to_null": equivalent, "rare_exceeds_common": ci_diff[0] > 0},
+        {"common_plateau": p < alpha and not equivalent, "common_exceeds_rare": ci_diff[1] < 0},
+        f"{source.label}: common plateau score above its null {excess:.3g} ({level:.0%} CI {_fmt(ci)}, margin "
+        f"±{margin}, p = {p:.3g}); rare − common {diff:.3g} (CI {_fmt(ci_diff)}); paper: {CLAIMS['C2'].paper}",
+    )
+    return record
+
+
+# -- C3 -----------------------------------------------------------------------------------------
+@claim(
+    "C3", "power_law_middle", scope="subject", rule_version=2,
+    statement="The middle regime of the rare-token influence curve is a power law.",
+    rule="inconclusive when the middle window of the 3-segment fit spans less than c3_min_window ln-rank or "
+         "20 neurons; supported on positive evidence only — a power law significantly preferred over both "
+         "lognormal and exponential (likelihood ratio, p < alpha), or the 1 − 2α bootstrap CI of the window's "
+         "slope change inside ±c3_curvature_margin; contradicted when that CI lies outside the margin.",
+    effect="|slope change across the middle window| < c3_curvature_margin",
+    paper="exponent 0.3–1.05, R² ≥ 0.95 (code)",
+    settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "c3_curvature_margin", "c3_min_window"),
+)
+def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
+    record = CLAIMS["C3"].new_record(source.label, settings)
+    level, alpha, margin = ci_level(settings), settings["alpha"], settings["c3_curvature_margin"]
+    influence = source.rare_influence()
+    record.sample_sizes.update(source.sample_sizes())
+    try:
+        fit = rare_fit(source, settings)
+    except ValueError as err:
+        record.undecided("the rare-target curve cannot be fitted", f"{source.label}: {err}")
+        return record
+    lo, hi = fit.fits[3].breakpoints
+    curv = middle_curvature(influence.pooled(), lo, hi)
+    record.statistics.update(middle_exponent=fit.middle_exponent, middle_r2=fit.middle_r2, middle_neurons=curv.n,
+                             window_ln_rank=curv.width, slope_change=curv.slope_change,
+                             lr_lognormal_R=fit.lr_lognormal.R, lr_exponential_R=fit.lr_exponential.R,
+                             middle_alpha=fit.middle_alpha)
+    record.p_values.update(lr_lognormal=fit.lr_lognormal.p, lr_exponential=fit.lr_exponential.p)
+    record.sample_sizes.update(neurons=fit.d_mlp, middle_neurons=curv.n)
+    record.details.update(powerlaw_nested=False, window=[lo, hi])
+    _, ln_rank, ln_inf = rank_curve(influence.pooled())
+    inside = (ln_rank >= lo) & (ln_rank < hi)
+    record.series.update(ln_rank=ln_rank.tolist(), ln_influence=ln_inf.tolist(), **_fit_series(fit),
+                         middle_x=ln_rank[inside].tolist(), middle_y=ln_inf[inside].tolist())
+    if curv.width < settings["c3_min_window"] or curv.n < 20:
+        record.undecided("the middle window is too short to tell a power law from a curve",
+                         f"{source.label}: middle regime of {curv.n} neurons over {curv.width:.2f} ln-rank "
+                         f"(needs ≥ {settings['c3_min_window']} and 20 neurons)")
+        return record
+    indices = bootstrap_indices(influence.means.shape[0], settings["n_bootstrap"], settings["seed"])
+    boots = pooled_influence(influence.means, influence.counts, indices)
+    changes = np.array([middle_curvature(b, lo, hi).slope_change for b in boots])
+    ci = percentile_ci(changes, level)
+    record.ci["slope_change"] = list(ci)
+    record.ci_levels["slope_change"] = level
+    record.sample_sizes["bootstrap"] = int(np.isfinite(changes).sum())
+    preferred = all(lr.R > 0 and lr.p < alpha for lr in (fit.lr_lognormal, fit.lr_exponential))
+    equivalent = -margin < ci[0] and ci[1] < margin
+    record.headline = headline("slope change across the middle window", curv.slope_change, ci, level,
+                               smallest_effect=margin, paper=CLAIMS["C3"].paper,
+                               scale_note="0 for an exact power law; the papers give the exponent and R² only",
+                               units="slope units")
+    record.decide(
+        {"power_law_preferred_or_curvature_equivalent": preferred or equivalent},
+        {"curved": ci[0] > margin or ci[1] < -margin},
+        f"{source.label}: middle regime exponent {fit.middle_exponent:.3g} over {curv.n} neurons "
+        f"({curv.width:.2f} ln-rank), slope change {curv.slope_change:.3g} ({level:.0%} CI {_fmt(ci)}, margin "
+        f"±{margin}); LR vs lognormal R = {fit.lr_lognormal.R:.2f} (p = {fit.lr_lognormal.p:.3g}), vs exponential "
+        f"R = {fit.lr_exponential.R:.2f} (p = {fit.lr_exponential.p:.3g}); paper: {CLAIMS['C3'].paper}",
+    )
+    return record
+
+
+# -- C4 -----------------------------------------------------------------------------------------
+def standardised_plateau(source: Evidence, settings: dict[str, Any]) -> tuple[float, np.ndarray]:
+    """The plateau score standardised against the checkpoint's own permuted null, its joint bootstrap
+    (resample b draws the same sequences at every checkpoint of the family)."""
+    mp = settings["min_segment_points"]
+    influence = source.rare_influence()
+    stats = plateau_statistics(influence.pooled()[None], mp)
+    null = plateau_null(source, settings, with_step0=False)
+    mean, sd = float(np.mean(null.scores)), float(np.std(null.scores, ddof=1))
+    boot = bootstrap_regimes(influence.means, influence.counts, settings["n_bootstrap"], settings["seed"], mp).score
+    return (float(stats.score[0]) - mean) / sd, (boot - mean) / sd
+
+
+@claim(
+    "C4", "plateau_emerges", scope="trajectory", rule_version=2,
+    statement="Plateau neurons emerge progressively during training.",
+    rule="the plateau score at each checkpoint is standardised against that checkpoint's own null curves; "
+         "supported when the 1 − 2α CI of the late − early change (last vs first trend_fraction of the "
+         "checkpoints; CI from a bootstrap resampling sequences jointly across checkpoints, or Student's t "
+         "over training seeds) lies above 0; contradicted when it lies below c4_min_change; inconclusive with "
+         "fewer than min_checkpoints distinct fitted checkpoints.",
+    effect="late − early change of the standardised plateau score ≥ c4_min_change (null SDs)",
+    paper="emergence from a homogeneous initial state (abstract)",
+    settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "trend_fraction", "c4_min_change",
+              "min_checkpoints", *_NULL_SETTINGS),
+)
+def plateau_emerges(trajectory: Trajectory, settings: dict[str, Any]) -> ClaimRecord:
+    record = CLAIMS["C4"].new_record(trajectory.label, settings)
+    return trend_record(record, trajectory, settings, standardised_plateau, "c4_min_change",
+                        "standardised plateau score", CLAIMS["C4"].paper)
+
+
+def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str, Any], per_checkpoint,
+                 effect_setting: str, what: str, paper: str) -> ClaimRecord:
+    """Fill a C4/C9 record: per-checkpoint standardised values, the late − early change and the verdict.
+
+    ``per_checkpoint(source, settings) -> (z, boot_z [n_bootstrap])``; checkpoints whose value
+    is not finite are dropped (named in the record).
+    """
+    level = ci_level(settings)
+    z, boot, steps, dropped = [], [], [], {}
+    for seed_run in trajectory.seeds:
+        zs, bs, ss = [], [], []
+        for source in seed_run:
+            try:
+                value, draws = per_checkpoint(source, settings)
+            except ValueError as err:
+                dropped[source.label] = str(err)
+                continue
+            if not np.isfinite(value):
+                dropped[source.label] = "not finite (curve too short to fit)"
+                continue
+            zs.append(value), bs.append(draws), ss.append(source.step)
+        z.append(np.array(zs)), boot.append(np.array(bs).T if bs else np.empty((0, 0))), steps.append(ss)
+    record.details.update(dropped_checkpoints=dropped, duplicate_checkpoints=dict(trajectory.duplicates))
+    counts = [len(s) for s in steps]
+    record.sample_sizes.update(checkpoints=int(sum(counts)), seeds=len(steps),
+                               checkpoints_listed=len(trajectory.checkpoints) + len(trajectory.duplicates))
+    if min(counts) < settings["min_checkpoints"]:
+        record.undecided("too few checkpoints",
+                         f"{trajectory.label}: {min(counts)} usable distinct checkpoints, the rule needs "
+                         f"{settings['min_checkpoints']}; duplicates dropped: {len(trajectory.duplicates)}, "
+                         f"unusable: {len(dropped)}" + (f" (first: {next(iter(dropped.values()))})" if dropped else ""))
+        return record
+    change = late_early_change(z, boot if len(z) == 1 else None, steps, settings["trend_fraction"], level)
+    first = z[0]
+    per_ckpt_ci = np.array([percentile_ci(boot[0][:, t], level) for t in range(first.size)]) if len(z) == 1 \
+        else np.full((first.size, 2), np.nan)
+    record.statistics.update(change=change.change, early_mean=float(first[list(change.early)].mean()),
+                             late_mean=float(first[list(change.late)].mean()), spearman_rho=change.spearman,
+                             first=float(first[0]), final=float(first[-1]))
+    record.ci["change"] = list(change.ci)
+    record.ci_levels["change"] = level
+    record.sample_sizes.update(early=len(change.early), late=len(change.late), bootstrap=change.n_resamples)
+    record.seeds["bootstrap"] = settings["seed"]
+    record.details.update(unit=change.unit, per_seed_change=list(change.per_seed),
+                          early_steps=[steps[0][i] for i in change.early], late_steps=[steps[0][i] for i in change.late])
+    record.series.update(steps=[int(s) for s in steps[0]], standardized=first.tolist(),
+                         standardized_lo=per_ckpt_ci[:, 0].tolist(), standardized_hi=per_ckpt_ci[:, 1].tolist())
+    tail = (1 - level) / 2
+    from scipy.stats import norm
+
+    record.series["null_band"] = [float(norm.ppf(tail)), float(norm.ppf(1 - tail))]
+    minimum = settings[effect_setting]
+    record.headline = headline(f"late − early change of the {what}", change.change, change.ci, level,
+                               smallest_effect=minimum, paper=paper,
+                               scale_note="null SDs at each checkpoint (0 = as its null); the papers give no number",
+                               units="null SDs")
+    record.decide(
+        {"late_above_early": change.ci[0] > 0},
+        {"change_below_smallest_effect": change.ci[1] < minimum},
+        f"{trajectory.label}: {what} changes by {change.change:.2f} null SDs from the first {len(change.early)} to "
+        f"the last {len(change.late)} of {first.size} checkpoints ({level:.0%} CI {_fmt(change.ci)}, "
+        f"{change.unit}; smallest effect {minimum}); Spearman ρ {change.spearman:.2f} (description only); "
+        f"paper: {paper}",
+    )
+    return record

@@ -1,0 +1,211 @@
+"""Every threshold, margin and resample count a decision rule reads, with its documented default.
+
+Claims read settings from here, never literals. Override with a JSON file
+(``--claims-config path.json`` or ``$RARE_CLAIMS_CONFIG``) holding ``{"name": value}``, or with
+``overrides``. Values are checked at start-up: an unknown name, a value of the wrong type
+(``{"n_null": 99.9}`` is not silently truncated to 99) or out of range is a ``SettingsError``
+whose one-line message names the setting, the value and what is allowed.
+
+Smallest effects of interest (the ``*_min_*`` and ``*_margin`` settings) come from the papers'
+numbers where they exist; each doc string says how.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting that is unknown, of the wrong type or out of range (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: its default, type, allowed range or choices, and documentation.
+
+    ``low``/``high`` bound numbers (``open_low``/``open_high`` exclude the bound); ``choices``
+    lists the allowed strings.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted to the setting's type, or SettingsError."""
+        kind = type(self.default)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise SettingsError(f"setting {self.name!r} must be true or false, got {value!r}")
+            return value
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise SettingsError(f"setting {self.name!r} must be an integer, got {value!r}")
+            value = int(value)
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SettingsError(f"setting {self.name!r} must be a finite number, got {value!r}")
+            value = float(value)
+        elif kind is str:
+            if value not in self.choices:
+                raise SettingsError(f"setting {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+            return value
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            raise SettingsError(f"setting {self.name!r} = {value!r} is out of range: {self.range_text()}")
+        if self.high is not None and (value > self.high or (self.open_high and value == self.high)):
+            raise SettingsError(f"setting {self.name!r} = {value!r} is out of range: {self.range_text()}")
+        return value
+
+    def range_text(self) -> str:
+        """The allowed values in words, e.g. ``(0, 0.5)`` or ``>= 1``."""
+        if self.choices:
+            return f"one of {list(self.choices)}"
+        if self.low is not None and self.high is not None:
+            return f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return "any"
+
+
+def _count(name: str, default: int, doc: str, low: int = 1) -> Setting:
+    return Setting(name, default, doc, low=low)
+
+
+def _fraction(name: str, default: float, doc: str) -> Setting:
+    return Setting(name, default, doc, low=0.0, high=1.0, open_low=True, open_high=True)
+
+
+def _positive(name: str, default: float, doc: str) -> Setting:
+    return Setting(name, default, doc, low=0.0, open_low=True)
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        # -- shared ---------------------------------------------------------------------------
+        _count("seed", 0, "base seed of every random draw: sequence split, bootstraps, null groups, permutations",
+               low=0),
+        Setting("alpha", 0.05, "significance level of every one-sided test; every CI is at level 1 − 2·alpha "
+                "(90% at 0.05) so that a bound beyond a margin is a one-sided test at alpha",
+                low=0.0, high=0.5, open_low=True, open_high=True),
+        _count("n_bootstrap", 1000, "bootstrap resamples over evaluation sequences for every CI"),
+        _count("n_null", 1000, "random control groups forming a null distribution (C5, C6, C8, C9)"),
+        _count("n_null_curves", 199, "read→write-permuted null influence curves per subject (C1, C2, C4); "
+               "with the step-0 curve, p = (1 + #null ≥ observed) / (1 + draws)"),
+        Setting("null_permutation", "direction", "how a null curve breaks the read→write pairing: 'direction' "
+                "writes neuron n's ablation along another neuron's output direction at n's own output norm "
+                "(keeps the magnitude pairing, which calibration shows a full row permutation does not "
+                "control); 'row' writes it along another neuron's whole output row (methods.md §3.3)",
+                choices=("direction", "row")),
+        Setting("null_kernel", "approx", "kernel of the null curves: 'approx' (second-order expansion, checked "
+                "against 'exact' on null_exact_checks draws; the record gives the error) or 'exact'",
+                choices=("approx", "exact")),
+        _count("null_exact_checks", 3, "null curves recomputed exactly to measure the approx kernel's error"),
+        _positive("null_approx_tolerance", 1e-5, "largest accepted |approx − exact| per neuron of a null curve "
+                  "(nats); beyond it every null curve is computed exactly"),
+        _count("min_rare_positions", 200, "fewest rare-target positions an influence analysis accepts; the "
+               "evaluation data grow (more sequences) up to max_eval_sequences to reach it"),
+        _count("max_eval_sequences", 1024, "largest number of evaluation sequences the data may grow to"),
+        _count("min_segment_points", 5, "fewest binned curve points in any fitted segment"),
+        _count("min_checkpoints", 4, "fewest distinct checkpoints a claim over training accepts (C4, C9)"),
+        # -- C1–C3 ----------------------------------------------------------------------------
+        _positive("delta_bic_min", 10.0, "C1: ΔBIC by which 3 segments must beat 2 (Kass & Raftery: > 10 is "
+                  "very strong evidence)"),
+        _positive("c1_min_excess", 0.3, "C1: smallest effect of interest, plateau score above the null median "
+                  "(slope units of ln I per ln rank); a flat plateau ahead of the papers' shallowest middle "
+                  "exponent (0.3) scores 0.3"),
+        _positive("c2_margin", 0.3, "C2: equivalence margin of the common curve's plateau score above its null "
+                  "(the same scale and size as c1_min_excess)"),
+        _positive("c3_curvature_margin", 0.25, "C3: equivalence margin of the middle regime's slope change "
+                  "across its window (slope units); below a quarter of the papers' exponent range (0.3–1.05)"),
+        _positive("c3_min_window", 1.0, "C3: shortest middle window (ln-rank units, an e-fold of ranks) that "
+                  "can tell a power law from a curve"),
+        # -- C4, C9 ---------------------------------------------------------------------------
+        _fraction("trend_fraction", 1 / 3, "C4, C9: the early and the late set are this fraction of the "
+                  "checkpoints, first and last"),
+        _positive("c4_min_change", 1.0, "C4: smallest effect of interest, late − early change of the "
+                  "standardised plateau score (null SDs)"),
+        _positive("c9_min_change", 1.0, "C9: smallest effect of interest, late − early change of the "
+                  "standardised spectral separation (null SDs)"),
+        # -- specialists ------------------------------------------------------------------------
+        _fraction("specialist_fraction", 0.017, "group size when C1 finds no plateau: this fraction of d_mlp "
+                  "(P1: ≈ 1.7% of neurons in the plateau)"),
+        _count("min_specialists", 16, "smallest specialist group", low=4),
+        _fraction("selection_fraction", 0.5, "share of the evaluation sequences specialists are selected on; "
+                  "activation claims are tested on the rest"),
+        _count("match_neighbours", 10, "candidate controls per specialist: its nearest non-specialists in "
+               "covariate space (activation mean, variance, sparsity; ‖W_out‖ row norm)"),
+        _positive("match_max_smd", 0.25, "largest standardised mean difference of a covariate between the "
+                  "specialists and their matched controls (Stuart 2010); beyond it a group claim is "
+                  "inconclusive: the specialists cannot be told apart from their activation statistics"),
+        # -- C5 -------------------------------------------------------------------------------
+        _count("louvain_seeds", 10, "C5: Louvain runs on the layer's co-activation graph"),
+        _fraction("coactivation_threshold", 0.3, "C5: |r| at or above which two neurons share an edge"),
+        Setting("coactivation_graph", "absolute", "C5: edge weights |r| ('absolute') or the positive part of r "
+                "('signed')", choices=("absolute", "signed")),
+        _positive("c5_margin", 0.1, "C5: equivalence margin of the chance-corrected co-assignment κ of the "
+                  "specialists (0 = as random groups, 1 = one community)"),
+        _count("n_null_within_q", 200, "C5: random groups for the papers' within-group Q (reported only)"),
+        # -- C6 -------------------------------------------------------------------------------
+        _fraction("variance_explained", 0.95, "C6: variance share defining the number of components"),
+        _positive("c6_min_z", 1.0, "C6: smallest effect of interest, specialists' coordination above matched "
+                  "groups in null SDs"),
+        # -- C7 -------------------------------------------------------------------------------
+        _count("routing_layers", 3, "C7: how many of the layers that feed the final MLP are ablated (the last "
+               "ones)"),
+        Setting("routing_ablation", "mean", "C7: head ablation, mean of hook_z or attention redirected to BOS",
+                choices=("mean", "bos")),
+        _positive("c7_head_margin_pct", 10.0, "C7: a single head is small when its effect's CI upper bound is "
+                  "below this % (paper: single heads ≈ 7–8%)"),
+        _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
+                  "has a CI lower bound above this ratio (paper: 42–45% vs 7–8%, a ratio near 5)"),
+        # -- C8 -------------------------------------------------------------------------------
+        _fraction("hill_k_fraction", 0.1, "C8, C9: Hill estimator tail k = max(1, ⌊fraction · n⌋)"),
+        _positive("c8_min_z", 1.0, "C8: smallest effect of interest, specialists' Hill α below matched groups "
+                  "in null SDs"),
+    ]
+}
+
+
+Settings = dict[str, Any]
+
+
+def load_settings(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults, updated by a JSON file (``path`` or ``$RARE_CLAIMS_CONFIG``), then by ``overrides``.
+
+    Raises SettingsError (one line) for an unreadable file, an unknown name, a mistyped or
+    out-of-range value.
+    """
+    values = {name: s.default for name, s in SETTINGS.items()}
+    path = path or os.environ.get("RARE_CLAIMS_CONFIG")
+    updates: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise SettingsError(f"cannot read the claims config {path}: {err}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"the claims config {path} must hold a JSON object {{\"name\": value}}")
+        updates.update(loaded)
+    updates.update(overrides or {})
+    unknown = sorted(set(updates) - set(values))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) {unknown}; known settings: {sorted(values)}")
+    for name, value in updates.items():
+        values[name] = SETTINGS[name].check(value)
+    return values
+
+
+def ci_level(settings: Settings) -> float:
+    """The level of every interval a rule reads: 1 − 2·alpha."""
+    return 1.0 - 2.0 * settings["alpha"]

@@ -1,0 +1,1 @@
+"""Data: the real corpus, evaluation sequences, token frequencies."""
