@@ -154,13 +154,19 @@ def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarra
     rng = np.random.default_rng(seed)
     k = min(n_neighbours, candidates.size)
     groups = np.empty((n_groups, spec.size), dtype=np.int64)
-    for g in range(n_groups):
-        taken: set[int] = set()
-        for i in rng.permutation(spec.size):
-            pool = [c for c in order[i, :k] if c not in taken]
-            pick = int(rng.choice(pool)) if pool else next(int(c) for c in order[i] if c not in taken)
-            taken.add(pick)
-            groups[g, i] = pick
+    taken = np.zeros((n_groups, cov.n_neurons), dtype=bool)
+    rows = np.arange(n_groups)
+    orders = np.argsort(rng.random((n_groups, spec.size)), axis=1)   # each group visits the specialists in its own order
+    for j in range(spec.size):
+        i = orders[:, j]
+        pool = order[i, :k]                                            # [n_groups, k]
+        free = ~taken[rows[:, None], pool]
+        keys = np.where(free, rng.random(pool.shape), -1.0)
+        pick = pool[rows, keys.argmax(1)]
+        for g in np.flatnonzero(~free.any(1)):                         # pool used up: next nearest free neuron
+            pick[g] = next(int(c) for c in order[i[g]] if not taken[g, c])
+        taken[rows, pick] = True
+        groups[rows, i] = pick
     pooled = order[:, :k].ravel()
     diff = cov.scores[spec].mean(0) - cov.scores[pooled].mean(0)
     layer_sd = cov.scores[cov.usable].std(0)

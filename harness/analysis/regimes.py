@@ -139,6 +139,7 @@ class RegimeFit:
     delta_bic_2v1: float
     delta_bic_3v2: float
     plateau_score: float
+    flatness: float
     specialist_ids: np.ndarray
     plateau_size: int
     plateau_percent: float
@@ -334,6 +335,10 @@ def _plateau_score(fit3: SegmentFit) -> float:
     return fit3.slopes[0] - fit3.slopes[1]
 
 
+def _flatness(fit3: SegmentFit) -> float:
+    return 1.0 - fit3.slopes[0] / fit3.slopes[1] if fit3.slopes[1] < 0 else float("nan")
+
+
 @functools.lru_cache(maxsize=256)
 def _layout(n_positive: int, bin_width: float, min_points: int) -> _Layout | None:
     """The layout of a curve with ``n_positive`` points, built once per process; None when too short."""
@@ -429,6 +434,7 @@ def fit_regimes(influence: np.ndarray | Sequence[float], min_segment_points: int
         delta_bic_2v1=fits[1].bic - fits[2].bic,
         delta_bic_3v2=fits[2].bic - fit3.bic,
         plateau_score=_plateau_score(fit3),
+        flatness=_flatness(fit3),
         specialist_ids=specialists,
         plateau_size=int(specialists.size),
         plateau_percent=100.0 * specialists.size / d_mlp,
@@ -496,13 +502,20 @@ class SequenceInfluence:
 
 @dataclass(frozen=True)
 class PlateauStatistics:
-    """Plateau score, ΔBIC(3 vs 2), first breakpoint (ln rank) and plateau size of many curves,
-    each ``[n_curves]``; NaN where a curve has too few positive neurons to fit."""
+    """Plateau score, ΔBIC(3 vs 2), first breakpoint (ln rank), plateau size and flatness of many
+    curves, each ``[n_curves]``; NaN where a curve has too few positive neurons to fit.
+
+    ``flatness`` = 1 − slope₁ / slope₂ = plateau score / (−slope₂): the plateau score as a share of
+    the middle regime's slope, 1 for a flat first segment, 0 for no change of slope. A least-squares
+    fit is equivariant under scaling ln I, so flatness does not move with the spread of the
+    influences (the score does: a wider lognormal bends more); NaN when slope₂ ≥ 0.
+    """
 
     score: np.ndarray
     delta_bic_3v2: np.ndarray
     first_breakpoint: np.ndarray
     plateau_size: np.ndarray
+    flatness: np.ndarray
 
     @property
     def fitted(self) -> np.ndarray:
@@ -516,7 +529,7 @@ def plateau_statistics(curves: np.ndarray, min_segment_points: int = 5,
     computes them for one curve (the same binning, grid and refinement), without the power-law tests."""
     _check_options(min_segment_points, bin_width)
     curves = np.atleast_2d(np.asarray(curves, dtype=float))
-    out = np.full((4, curves.shape[0]), np.nan)
+    out = np.full((5, curves.shape[0]), np.nan)
     for r, influence in enumerate(curves):
         positive = np.sort(influence[np.isfinite(influence) & (influence > 0)])[::-1]
         layout = _layout(positive.size, float(bin_width), int(min_segment_points))
@@ -526,7 +539,7 @@ def plateau_statistics(curves: np.ndarray, min_segment_points: int = 5,
         fit3 = fits[3]
         tau1 = fit3.breakpoints[0]
         out[:, r] = (_plateau_score(fit3), fits[2].bic - fit3.bic, tau1,
-                     np.count_nonzero(np.log(np.arange(1, positive.size + 1)) < tau1))
+                     np.count_nonzero(np.log(np.arange(1, positive.size + 1)) < tau1), _flatness(fit3))
     return PlateauStatistics(*out)
 
 

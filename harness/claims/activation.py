@@ -168,6 +168,8 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
 
 def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str, Any]) -> None:
     """The papers' quantity, reported only: Q of the graph among the group's own neurons vs matched groups."""
+    if settings["n_null_within_q"] == 0:
+        return
     acts = prepare_activations(group.x, group.matched.specialists)
     seeds = range(settings["louvain_seeds"])
     kwargs = dict(kind="thresholded", threshold=settings["coactivation_threshold"], seeds=seeds)

@@ -2,12 +2,22 @@
 the middle regime is a power law, and the plateau emerges in training.
 
 Every rank curve of a skewed sample bends: iid lognormal, gamma or χ² influences give ΔBIC(3
-vs 2) of 22–46 and "plateaus" of 120–140 neurons. So no fit decides alone: a plateau score
-(slope of segment 1 − slope of segment 2 of the 3-segment fit, positive for a plateau) counts
+vs 2) of 22–46 and "plateaus" of 120–140 neurons. So no fit decides alone: the plateau counts
 only against null curves of the same subject — its ablations written along other neurons'
 output directions on the unchanged clean pass (``null_permutation``), plus the untrained
 checkpoint where the family has one — with an empirical p-value over ``n_null_curves`` draws.
 Uncertainty comes from a bootstrap over evaluation sequences; every interval is at 1 − 2α.
+
+The decision statistic is the plateau's **flatness**, 1 − slope₁/slope₂ of the 3-segment fit (1 =
+a flat first segment, 0 = no change of slope; ``harness.analysis.regimes.PlateauStatistics``),
+not the slope difference (the papers' "plateau score", reported beside it). Calibration showed
+why: the slope difference grows with the spread of the influences, so any smooth dependence
+between a neuron's magnitude and its direction's relevance — more spread in the real curve than
+in its permuted nulls, no specialist group — made it "significant" in 30% of such subjects;
+flatness is invariant to that spread and held its size (0 of 20), as did iid lognormal and gamma
+influences, while a planted 17-neuron plateau was found 20 of 20 times. A full row permutation
+(``null_permutation = "row"``) failed the same way on magnitudes correlated with write norms
+(55% supported): the default permutes directions and keeps each neuron's write norm.
 """
 
 from __future__ import annotations
@@ -33,8 +43,8 @@ from harness.claims.settings import ci_level
 from harness.records import ClaimRecord
 
 _NULL_SETTINGS = ("n_null_curves", "null_permutation", "null_kernel", "null_exact_checks", "null_approx_tolerance")
-_SCORE_SCALE = ("slope units (ln I per ln rank); the papers draw the plateau but give no score: a flat plateau "
-                "ahead of their middle exponents 0.3–1.05 would score 0.3–1.05")
+_SCORE_SCALE = ("flatness = 1 − slope₁/slope₂ (dimensionless: 1 = a flat plateau ahead of the middle power "
+                "law, 0 = no bend); the papers draw the plateau and give no number")
 
 
 # -- shared pieces ------------------------------------------------------------------------------
@@ -50,11 +60,11 @@ class PlateauNull:
         self.curves = null.curves
         self.details = null.details()
         mp = settings["min_segment_points"]
-        self.permuted = plateau_statistics(null.curves, mp).score
+        self.permuted = plateau_statistics(null.curves, mp).flatness
         self.step0: float | None = None
         step0 = source.step0() if with_step0 and targets == "rare" else None
         if step0 is not None:
-            self.step0 = float(plateau_statistics(step0.rare_influence().pooled()[None], mp).score[0])
+            self.step0 = float(plateau_statistics(step0.rare_influence().pooled()[None], mp).flatness[0])
         values = self.permuted if self.step0 is None else np.append(self.permuted, self.step0)
         self.scores = values[np.isfinite(values)]
         if self.scores.size == 0:
@@ -124,10 +134,11 @@ def _fmt(ci: tuple[float, float]) -> str:
 @claim(
     "C1", "rare_three_regimes", scope="subject", rule_version=2,
     statement="Rare-token influence has three regimes: a specialist plateau, a power law, a rapid decay.",
-    rule="supported when the plateau score exceeds its null curves (empirical p < alpha over the read→write-"
-         "permuted curves and step 0) and 3 segments beat 2 by ΔBIC > delta_bic_min; contradicted when the "
-         "1 − 2α bootstrap CI of (score − null median) lies below c1_min_excess; else inconclusive.",
-    effect="plateau score above the null median ≥ c1_min_excess (slope units)",
+    rule="supported when the plateau's flatness (1 − slope₁/slope₂) exceeds its null curves (empirical p < alpha "
+         "over the read→write-permuted curves and step 0) and 3 segments beat 2 by ΔBIC > delta_bic_min; "
+         "contradicted when the 1 − 2α bootstrap CI of (flatness − null median) lies below c1_min_excess; else "
+         "inconclusive.",
+    effect="plateau flatness above the null median ≥ c1_min_excess (dimensionless)",
     paper="plateau ≈ top 30–50 neurons, ≈ 0.5–1.7% of the layer (code); fixed cuts ln-rank 3.5 / 5.5 (code)",
     settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "delta_bic_min", "c1_min_excess", *_NULL_SETTINGS),
 )
@@ -142,36 +153,37 @@ def rare_three_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
         record.undecided("the rare-target curve cannot be fitted", f"{source.label}: {err}")
         return record
     null = plateau_null(source, settings)
-    p = empirical_p(fit.plateau_score, null.scores, "greater")
+    p = empirical_p(fit.flatness, null.scores, "greater")
     boot = bootstrap_regimes(influence.means, influence.counts, settings["n_bootstrap"], settings["seed"], mp)
-    excess = fit.plateau_score - null.median
-    ci = percentile_ci(boot.score - null.median, level)
+    excess = fit.flatness - null.median
+    ci = percentile_ci(boot.flatness - null.median, level)
 
-    record.statistics.update(_fit_statistics(fit), plateau_excess=excess, null_median=null.median,
-                             step0_plateau_score=null.step0)
-    record.ci["plateau_excess"] = list(ci)
-    record.ci_levels["plateau_excess"] = level
-    record.p_values["plateau_score"] = p
-    record.null["plateau_score"] = null.summary()
-    record.sample_sizes.update(neurons=fit.d_mlp, bootstrap=int(np.isfinite(boot.score).sum()),
+    record.statistics.update(_fit_statistics(fit), flatness_excess=excess, null_median=null.median,
+                             step0_flatness=null.step0)
+    record.ci["flatness_excess"] = list(ci)
+    record.ci_levels["flatness_excess"] = level
+    record.p_values["flatness"] = p
+    record.null["flatness"] = null.summary()
+    record.sample_sizes.update(neurons=fit.d_mlp, bootstrap=int(np.isfinite(boot.flatness).sum()),
                                null_curves=int(null.permuted.size), null_with_step0=int(null.step0 is not None))
     record.seeds.update(bootstrap=settings["seed"], null_curves=settings["seed"])
     record.details.update(null_curves=null.details, specialists_full_data=fit.specialist_ids.tolist(), ablation="mean")
     record.series.update(_curve_series(influence.pooled()), **_fit_series(fit), **_band_series(null, level),
-                         null_plateau_score=null.scores.tolist(), observed_plateau_score=fit.plateau_score,
+                         null_flatness=null.scores.tolist(), observed_flatness=fit.flatness,
                          **_curve_series(source.common_influence()[0].pooled(), "_common"))
     step0 = source.step0()
     if step0 is not None:
         record.series.update(_curve_series(step0.rare_influence().pooled(), "_step0"))
-    record.headline = headline("plateau score − null median", excess, ci, level,
+    record.headline = headline("plateau flatness − null median", excess, ci, level,
                                null_band=tuple(v - null.median for v in null.band(level)),
                                smallest_effect=settings["c1_min_excess"], paper=CLAIMS["C1"].paper,
-                               scale_note=_SCORE_SCALE, units="slope units")
+                               scale_note=_SCORE_SCALE, units="flatness")
     record.decide(
         {"above_null": p < alpha, "three_beat_two": fit.delta_bic_3v2 > settings["delta_bic_min"]},
         {"excess_below_smallest_effect": ci[1] < settings["c1_min_excess"]},
-        f"{source.label}: plateau score {fit.plateau_score:.3g} vs null median {null.median:.3g} (p = {p:.3g}; "
-        f"excess {excess:.3g}, {level:.0%} CI {_fmt(ci)}; smallest effect {settings['c1_min_excess']}); "
+        f"{source.label}: plateau flatness {fit.flatness:.3g} vs null median {null.median:.3g} (p = {p:.3g}; "
+        f"excess {excess:.3g}, {level:.0%} CI {_fmt(ci)}; smallest effect {settings['c1_min_excess']}; slope "
+        f"difference {fit.plateau_score:.3g}); "
         f"ΔBIC(3 vs 2) {fit.delta_bic_3v2:.1f}; plateau of {fit.plateau_size} neurons "
         f"({fit.plateau_percent:.1f}% of {fit.d_mlp}); paper: {CLAIMS['C1'].paper}",
     )
@@ -183,10 +195,10 @@ def rare_three_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
     "C2", "common_two_regimes", scope="subject", rule_version=2,
     statement="Common-token influence has only a power law and a decay: no plateau.",
     rule="on common-target positions subsampled to the rare count: supported when the 1 − 2α CI of the common "
-         "plateau score above its own null lies inside ±c2_margin and the CI of (rare − common) excess lies "
+         "curve's flatness above its own null lies inside ±c2_margin and the CI of (rare − common) excess lies "
          "above 0; contradicted when the common score is significantly above its null (p < alpha) and not "
          "equivalent, or the (rare − common) CI lies below 0; else inconclusive.",
-    effect="|common score − null median| < c2_margin (equivalence), rare − common > 0",
+    effect="|common flatness − null median| < c2_margin (equivalence), rare − common > 0",
     paper="whole-curve exponent 0.91–1.09 for common tokens (code)",
     settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "c2_margin", *_NULL_SETTINGS),
 )
@@ -196,8 +208,8 @@ def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
     margin = settings["c2_margin"]
     commons, rare = source.common_influence(), source.rare_influence()
     record.sample_sizes.update(source.sample_sizes(), common_repeats=len(commons))
-    scores = plateau_statistics(np.stack([c.pooled() for c in commons]), mp).score
-    rare_score = float(plateau_statistics(rare.pooled()[None], mp).score[0])
+    scores = plateau_statistics(np.stack([c.pooled() for c in commons]), mp).flatness
+    rare_score = float(plateau_statistics(rare.pooled()[None], mp).flatness[0])
     if not (np.all(np.isfinite(scores)) and np.isfinite(rare_score)):
         record.undecided("a rare or common curve cannot be fitted",
                          f"{source.label}: too few positive neurons to fit 3 segments to every curve")
@@ -209,15 +221,15 @@ def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
     n_draws = min(n.scores.size for n in nulls)
     null_excess = np.mean([n.scores[:n_draws] - n.median for n in nulls], axis=0)
     p = empirical_p(excess, null_excess, "greater")
-    boots = [bootstrap_regimes(c.means, c.counts, B, settings["seed"], mp).score for c in commons]
+    boots = [bootstrap_regimes(c.means, c.counts, B, settings["seed"], mp).flatness for c in commons]
     boot_excess = np.mean([b - m for b, m in zip(boots, medians)], axis=0)
-    boot_rare = bootstrap_regimes(rare.means, rare.counts, B, settings["seed"], mp).score - rare_null.median
+    boot_rare = bootstrap_regimes(rare.means, rare.counts, B, settings["seed"], mp).flatness - rare_null.median
     ci = percentile_ci(boot_excess, level)
     diff = (rare_score - rare_null.median) - excess
     ci_diff = percentile_ci(boot_rare - boot_excess, level)
     equivalent = -margin < ci[0] and ci[1] < margin
 
-    record.statistics.update(common_plateau_score=float(np.mean(scores)), common_excess=excess,
+    record.statistics.update(common_flatness=float(np.mean(scores)), common_excess=excess,
                              common_null_median=float(np.mean(medians)), rare_excess=rare_score - rare_null.median,
                              rare_minus_common=diff)
     record.ci.update(common_excess=list(ci), rare_minus_common=list(ci_diff))
@@ -233,14 +245,14 @@ def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
         record.series.update(_fit_series(fit_regimes(commons[0].pooled(), mp)))
     except ValueError:
         pass
-    record.headline = headline("common plateau score − its null median", excess, ci, level,
+    record.headline = headline("common flatness − its null median", excess, ci, level,
                                null_band=tuple(np.quantile(null_excess, [(1 - level) / 2, (1 + level) / 2])),
                                smallest_effect=margin, paper=CLAIMS["C2"].paper,
-                               scale_note="equivalence margin ±c2_margin; " + _SCORE_SCALE, units="slope units")
+                               scale_note="equivalence margin ±c2_margin; " + _SCORE_SCALE, units="flatness")
     record.decide(
         {"common_equivalent_to_null": equivalent, "rare_exceeds_common": ci_diff[0] > 0},
         {"common_plateau": p < alpha and not equivalent, "common_exceeds_rare": ci_diff[1] < 0},
-        f"{source.label}: common plateau score above its null {excess:.3g} ({level:.0%} CI {_fmt(ci)}, margin "
+        f"{source.label}: common-target flatness above its null {excess:.3g} ({level:.0%} CI {_fmt(ci)}, margin "
         f"±{margin}, p = {p:.3g}); rare − common {diff:.3g} (CI {_fmt(ci_diff)}); paper: {CLAIMS['C2'].paper}",
     )
     return record
@@ -312,26 +324,26 @@ def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
 
 # -- C4 -----------------------------------------------------------------------------------------
 def standardised_plateau(source: Evidence, settings: dict[str, Any]) -> tuple[float, np.ndarray]:
-    """The plateau score standardised against the checkpoint's own permuted null, its joint bootstrap
+    """The plateau flatness standardised against the checkpoint's own permuted null, its joint bootstrap
     (resample b draws the same sequences at every checkpoint of the family)."""
     mp = settings["min_segment_points"]
     influence = source.rare_influence()
     stats = plateau_statistics(influence.pooled()[None], mp)
     null = plateau_null(source, settings, with_step0=False)
     mean, sd = float(np.mean(null.scores)), float(np.std(null.scores, ddof=1))
-    boot = bootstrap_regimes(influence.means, influence.counts, settings["n_bootstrap"], settings["seed"], mp).score
-    return (float(stats.score[0]) - mean) / sd, (boot - mean) / sd
+    boot = bootstrap_regimes(influence.means, influence.counts, settings["n_bootstrap"], settings["seed"], mp).flatness
+    return (float(stats.flatness[0]) - mean) / sd, (boot - mean) / sd
 
 
 @claim(
     "C4", "plateau_emerges", scope="trajectory", rule_version=2,
     statement="Plateau neurons emerge progressively during training.",
-    rule="the plateau score at each checkpoint is standardised against that checkpoint's own null curves; "
+    rule="the plateau flatness at each checkpoint is standardised against that checkpoint's own null curves; "
          "supported when the 1 − 2α CI of the late − early change (last vs first trend_fraction of the "
          "checkpoints; CI from a bootstrap resampling sequences jointly across checkpoints, or Student's t "
          "over training seeds) lies above 0; contradicted when it lies below c4_min_change; inconclusive with "
          "fewer than min_checkpoints distinct fitted checkpoints.",
-    effect="late − early change of the standardised plateau score ≥ c4_min_change (null SDs)",
+    effect="late − early change of the standardised plateau flatness ≥ c4_min_change (null SDs)",
     paper="emergence from a homogeneous initial state (abstract)",
     settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "trend_fraction", "c4_min_change",
               "min_checkpoints", *_NULL_SETTINGS),
@@ -339,7 +351,7 @@ def standardised_plateau(source: Evidence, settings: dict[str, Any]) -> tuple[fl
 def plateau_emerges(trajectory: Trajectory, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C4"].new_record(trajectory.label, settings)
     return trend_record(record, trajectory, settings, standardised_plateau, "c4_min_change",
-                        "standardised plateau score", CLAIMS["C4"].paper)
+                        "standardised plateau flatness", CLAIMS["C4"].paper)
 
 
 def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str, Any], per_checkpoint,

@@ -121,10 +121,9 @@ SETTINGS: dict[str, Setting] = {
         # -- C1–C3 ----------------------------------------------------------------------------
         _positive("delta_bic_min", 10.0, "C1: ΔBIC by which 3 segments must beat 2 (Kass & Raftery: > 10 is "
                   "very strong evidence)"),
-        _positive("c1_min_excess", 0.3, "C1: smallest effect of interest, plateau score above the null median "
-                  "(slope units of ln I per ln rank); a flat plateau ahead of the papers' shallowest middle "
-                  "exponent (0.3) scores 0.3"),
-        _positive("c2_margin", 0.3, "C2: equivalence margin of the common curve's plateau score above its null "
+        _positive("c1_min_excess", 0.3, "C1: smallest effect of interest, plateau flatness (1 − slope₁/slope₂: "
+                  "1 = a flat plateau, 0 = no bend) above the null median; the papers' plateaus are flat (≈ 1)"),
+        _positive("c2_margin", 0.3, "C2: equivalence margin of the common curve's flatness above its null "
                   "(the same scale and size as c1_min_excess)"),
         _positive("c3_curvature_margin", 0.25, "C3: equivalence margin of the middle regime's slope change "
                   "across its window (slope units); below a quarter of the papers' exponent range (0.3–1.05)"),
@@ -155,7 +154,8 @@ SETTINGS: dict[str, Setting] = {
                 "('signed')", choices=("absolute", "signed")),
         _positive("c5_margin", 0.1, "C5: equivalence margin of the chance-corrected co-assignment κ of the "
                   "specialists (0 = as random groups, 1 = one community)"),
-        _count("n_null_within_q", 200, "C5: random groups for the papers' within-group Q (reported only)"),
+        _count("n_null_within_q", 200, "C5: matched groups for the papers' within-group Q (reported only; 0 skips it)",
+               low=0),
         # -- C6 -------------------------------------------------------------------------------
         _fraction("variance_explained", 0.95, "C6: variance share defining the number of components"),
         _positive("c6_min_z", 1.0, "C6: smallest effect of interest, specialists' coordination above matched "

@@ -118,19 +118,17 @@ def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple
     influence = source.rare_influence()
     a = spec.selection_sequences
     draws = a[bootstrap_indices(a.size, settings["n_bootstrap"], settings["seed"])]
-    resampled = influence.resampled(draws)
-    boot = np.empty(draws.shape[0])
-    usable = group.covariates.usable
-    for b, curve in enumerate(resampled):
-        order = np.argsort(-np.where(np.isfinite(curve), curve, -np.inf), kind="stable")
-        ids = np.sort(order[np.isin(order, usable)][: spec.size])
-        x_group = group.covariates.scores[ids].mean(0)
-        vals = []
-        for rows, fit in fits.values():
-            adjusted = fit.adjusted(x_group)
-            observed = null_hill_alphas(rows, ids[None], k_fraction)[0]
-            vals.append(-(observed - np.median(adjusted)) / np.std(adjusted, ddof=1))
-        boot[b] = np.mean(vals)
+    curves = influence.resampled(draws)                                     # [B, d_mlp]
+    usable = np.isin(np.arange(curves.shape[1]), group.covariates.usable)
+    ranked = np.argsort(-np.where(np.isfinite(curves) & usable[None], curves, -np.inf), axis=1, kind="stable")
+    ids = np.sort(ranked[:, : spec.size], axis=1)                          # [B, K] reselected groups
+    x_groups = group.covariates.scores[ids].mean(1)                        # [B, n_cov]
+    boot = np.zeros(ids.shape[0])
+    for rows, fit in fits.values():
+        adjusted = fit.null[None] + (x_groups[:, None, :] - fit.x_null[None]) @ fit.coef   # [B, n_null]
+        observed = null_hill_alphas(rows, ids, k_fraction)
+        boot -= (observed - np.median(adjusted, axis=1)) / np.std(adjusted, axis=1, ddof=1)
+    boot /= len(fits)
     return float(np.mean(effects)), boot
 
 

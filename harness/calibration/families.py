@@ -1,0 +1,182 @@
+"""The calibration families: for each claim, data where it is false (nulls) and where it holds (planted).
+
+A ``Family`` makes one synthetic subject (or trajectory) per repetition seed and effect size; the
+claim's registered ``evaluate`` runs on it unchanged. Null families measure the test's size — the
+rate of *supported* verdicts where the claim is false — and include the hard nulls, the data that
+would fool a careless rule. Planted families measure power over a grid of effect sizes, with the
+papers' effect size (``paper_effect``, defined per claim below from ``shared/paper/claims.md``)
+among them, and the rate of *contradicted* verdicts there.
+
+Effect sizes, per claim (what "the papers' effect" means here):
+- C1: plateau strength 1 — a flat top of 1.7% of the layer (17 of 1,024, P1) at 0.5 ln above the
+  highest unplanted influence; 0 leaves the same neurons ordinary.
+- C2: the same rare plateau, common targets without one (C2 true); nulls give the common targets a
+  plateau too.
+- C3: a middle regime that is an exact power law of exponent 0.6 (the middle of the papers' 0.3–1.05).
+- C4: the plateau's strength growing from 0 to 1 over 9 checkpoints (emergence from a homogeneous
+  start); nulls: no plateau, per-sequence noise AR(1) (φ = 0.8) or a random walk across checkpoints.
+- C5: specialists dispersed over the layer's communities (κ ≈ 0, the papers' Q ≈ control); nulls: a
+  cohesive module, and a module of 6 of 16 specialists (κ above the margin).
+- C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
+  own structure; the papers give no number); nulls: one global factor with influence ∝ variance.
+- C7: every head small (1–4%) and the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
+  vs 7–8%); null: one routing head at 25%.
+- C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
+  groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
+  16 × 1,024 and 50 × 1,024.
+- C9: that shared direction growing from 0 to 0.3 over 8 checkpoints; nulls: rows moving as AR(1)
+  (φ = 0.8) or a random walk, no shared direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.calibration.groups import GroupWorld, SyntheticGroups, group_trajectory
+from harness.calibration.heads import HeadWorld, SyntheticHeads
+from harness.calibration.influence import InfluenceWorld, SyntheticInfluence, noise_path, trajectory_worlds
+from harness.claims.evidence import Trajectory
+
+N_TRAJECTORY = 9
+PLATEAU = dict(plateau_k=17, plateau_height=0.5)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One calibration family of a claim.
+
+    ``make(seed, effect)`` returns the evidence; ``kind`` is ``"null"`` (the claim is false: its rate
+    of supported verdicts is the test's size) or ``"planted"`` (the claim holds at every effect > 0:
+    that rate is power). ``effects`` is the power curve's grid (nulls: one value).
+    """
+
+    claim: str
+    name: str
+    kind: str
+    make: Callable[[int, float], Any]
+    effects: tuple[float, ...] = (0.0,)
+    effect_name: str = ""
+    paper_effect: float | None = None
+    sample_sizes: dict[str, int] | None = None
+
+
+def _influence(world: InfluenceWorld) -> Callable[[int, float], SyntheticInfluence]:
+    return lambda seed, effect: SyntheticInfluence(world, seed, label=f"synthetic-{seed}")
+
+
+def _plateau(effect_field: str, **fixed: Any) -> Callable[[int, float], SyntheticInfluence]:
+    def make(seed: int, effect: float) -> SyntheticInfluence:
+        return SyntheticInfluence(InfluenceWorld(**fixed, **{effect_field: effect}), seed, label=f"synthetic-{seed}")
+    return make
+
+
+def _trajectory(process: str, plateau: bool) -> Callable[[int, float], Trajectory]:
+    def make(seed: int, effect: float) -> Trajectory:
+        world = InfluenceWorld(**(PLATEAU if plateau else {}))
+        worlds = [replace(w, plateau_strength=w.plateau_strength * effect) for w in trajectory_worlds(world, N_TRAJECTORY)]
+        noise = noise_path(world, N_TRAJECTORY, process, 0.8, np.random.default_rng(seed + 104729))
+        steps = [0] + [2**i for i in range(N_TRAJECTORY - 1)]
+        first = SyntheticInfluence(worlds[0], seed, label=f"synthetic-{seed}")
+        run = [first.with_noise(noise[i], steps[i], worlds[i]) for i in range(N_TRAJECTORY)]
+        return Trajectory(f"synthetic-{seed}@*", [run])
+    return make
+
+
+def _groups(**fixed: Any) -> Callable[[int, float], SyntheticGroups]:
+    return lambda seed, effect: SyntheticGroups(GroupWorld(**fixed), seed, label=f"synthetic-{seed}")
+
+
+def _groups_effect(effect_field: str, **fixed: Any) -> Callable[[int, float], SyntheticGroups]:
+    return lambda seed, effect: SyntheticGroups(GroupWorld(**fixed, **{effect_field: effect}), seed,
+                                                label=f"synthetic-{seed}")
+
+
+def _weights_trajectory(process: str, planted: bool) -> Callable[[int, float], Trajectory]:
+    def make(seed: int, effect: float) -> Trajectory:
+        world = GroupWorld(boost=10.0) if planted else GroupWorld()
+        return Trajectory(f"synthetic-{seed}@*", [group_trajectory(world, seed, 8, process, 0.8, effect)])
+    return make
+
+
+def _heads(**fixed: Any) -> Callable[[int, float], SyntheticHeads]:
+    return lambda seed, effect: SyntheticHeads(HeadWorld(**fixed), seed, label=f"synthetic-{seed}")
+
+
+INFLUENCE_SIZES = {"rare_positions": 700, "neurons": 1024}
+GROUP_SIZES = {"rare_positions": 700, "neurons": 512, "group_size": 16}
+
+FAMILIES: list[Family] = [
+    # C1
+    Family("C1", "iid lognormal influences", "null", _influence(InfluenceWorld()), sample_sizes=INFLUENCE_SIZES),
+    Family("C1", "iid gamma influences", "null", _influence(InfluenceWorld(magnitude="gamma")),
+           sample_sizes=INFLUENCE_SIZES),
+    Family("C1", "magnitude follows relevance (ρ 0.7)", "null",
+           _influence(InfluenceWorld(direction_spread=1.0, direction_correlation=0.7)), sample_sizes=INFLUENCE_SIZES),
+    Family("C1", "magnitude follows write norm (ρ 0.9)", "null",
+           _influence(InfluenceWorld(spread=1.5, write_correlation=0.9)), sample_sizes=INFLUENCE_SIZES),
+    Family("C1", "planted plateau", "planted", _plateau("plateau_strength", **PLATEAU),
+           effects=(0.25, 0.5, 0.75, 1.0), effect_name="plateau strength (1 = flat, 1.7% of neurons)",
+           paper_effect=1.0, sample_sizes=INFLUENCE_SIZES),
+    # C2
+    Family("C2", "common targets with a plateau too", "null",
+           _influence(InfluenceWorld(**PLATEAU, common_plateau_k=17, common_plateau_height=0.5)),
+           sample_sizes=INFLUENCE_SIZES),
+    Family("C2", "rare plateau only", "planted", _plateau("plateau_strength", **PLATEAU),
+           effects=(0.5, 0.75, 1.0), effect_name="rare plateau strength", paper_effect=1.0,
+           sample_sizes=INFLUENCE_SIZES),
+    # C3
+    Family("C3", "lognormal influences (σ 1)", "null", _influence(InfluenceWorld()), sample_sizes=INFLUENCE_SIZES),
+    Family("C3", "lognormal influences (σ 2)", "null", _influence(InfluenceWorld(spread=2.0)),
+           sample_sizes=INFLUENCE_SIZES),
+    Family("C3", "gamma influences", "null", _influence(InfluenceWorld(magnitude="gamma")),
+           sample_sizes=INFLUENCE_SIZES),
+    Family("C3", "power-law middle", "planted", _plateau("power_law_middle"), effects=(0.3, 0.6, 1.05),
+           effect_name="middle exponent", paper_effect=0.6, sample_sizes=INFLUENCE_SIZES),
+    # C4
+    Family("C4", "drift-free AR(1) φ 0.8", "null", _trajectory("ar1", plateau=False),
+           sample_sizes={**INFLUENCE_SIZES, "checkpoints": N_TRAJECTORY}),
+    Family("C4", "drift-free random walk", "null", _trajectory("random_walk", plateau=False),
+           sample_sizes={**INFLUENCE_SIZES, "checkpoints": N_TRAJECTORY}),
+    Family("C4", "emerging plateau", "planted", _trajectory("ar1", plateau=True), effects=(0.5, 1.0),
+           effect_name="final plateau strength", paper_effect=1.0,
+           sample_sizes={**INFLUENCE_SIZES, "checkpoints": N_TRAJECTORY}),
+    # C5
+    Family("C5", "cohesive module", "null", _groups(boost=10.0, module_fraction=1.0), sample_sizes=GROUP_SIZES),
+    Family("C5", "module of 6 of 16 (beyond the margin)", "null", _groups(boost=10.0, module_fraction=0.375),
+           sample_sizes=GROUP_SIZES),
+    Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
+           effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
+    # C6
+    Family("C6", "global factor, influence ∝ variance", "null", _groups(selection_noise=1.0), sample_sizes=GROUP_SIZES),
+    Family("C6", "global factor, tight selection", "null", _groups(selection_noise=0.3), sample_sizes=GROUP_SIZES),
+    Family("C6", "coordinated group", "planted", _groups_effect("coordination", boost=10.0),
+           effects=(0.3, 0.5, 0.7), effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
+    # C7
+    Family("C7", "a routing head (25%)", "null", _heads(routing_effect=25.0), sample_sizes={"heads": 24}),
+    Family("C7", "distributed heads", "planted",
+           lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=effect), seed, label=f"synthetic-{seed}"),
+           effects=(2.5, 5.0), effect_name="layer / largest head", paper_effect=5.0, sample_sizes={"heads": 24}),
+    # C8
+    Family("C8", "iid rows, n 16, d 256", "null", _groups(), sample_sizes=GROUP_SIZES),
+    Family("C8", "iid rows, n 16, d 1024", "null", _groups(d_model=1024), sample_sizes={**GROUP_SIZES, "d_model": 1024}),
+    Family("C8", "iid rows, n 50, d 1024", "null", _groups(d_model=1024, group_size=50, d_mlp=2048),
+           sample_sizes={"rare_positions": 700, "neurons": 2048, "group_size": 50}),
+    Family("C8", "shared direction", "planted", _groups_effect("spike", boost=10.0), effects=(0.15, 0.3, 0.5),
+           effect_name="shared-direction weight", paper_effect=0.3, sample_sizes=GROUP_SIZES),
+    # C9
+    Family("C9", "AR(1) rows φ 0.8", "null", _weights_trajectory("ar1", planted=False),
+           sample_sizes={**GROUP_SIZES, "checkpoints": 8}),
+    Family("C9", "random-walk rows", "null", _weights_trajectory("random_walk", planted=False),
+           sample_sizes={**GROUP_SIZES, "checkpoints": 8}),
+    Family("C9", "growing shared direction", "planted", _weights_trajectory("ar1", planted=True),
+           effects=(0.3, 0.5), effect_name="final shared-direction weight", paper_effect=0.3,
+           sample_sizes={**GROUP_SIZES, "checkpoints": 8}),
+]
+
+
+def families_of(claim_id: str) -> list[Family]:
+    """The calibration families of one claim."""
+    return [f for f in FAMILIES if f.claim == claim_id]

@@ -1,0 +1,175 @@
+"""Synthetic activation and weight evidence with known truth, for calibrating C5, C6, C8 and C9.
+
+One ``GroupWorld`` is a final MLP of ``d_mlp`` neurons observed at the rare-target positions of
+``n_seq`` sequences:
+
+    x_t,n = λ_n f_t + γ_n g_{c(n),t} + β_n h_t + σ_n ε_t,n
+
+— a global factor f with lognormal loadings λ (the hard null: neurons that load more vary more,
+co-activate more and, with influence ∝ variance, are selected), community factors g (``n_communities``
+blocks of neurons, Louvain's communities), and a factor h shared by the planted group only
+(``coordination`` β, C6); σ_n keeps every neuron's variance at λ² + γ² + 1 so the planted group is not
+told apart by its variance. The planted group is spread over the communities (C5 true), or a share
+``module_fraction`` of it forms one community of its own (1: a cohesive module, C5 false).
+
+Influence (what selects specialists) is per sequence ∝ the neuron's activation variance times
+lognormal noise (``selection_noise``), plus ``boost`` for the planted group (0: selection without
+specialisation). Weight rows (``d_model`` wide) are iid Gaussian with lognormal row norms; with
+``spike`` > 0 the planted group's rows (read and write) share one direction with weight ``spike``
+(heavy-tailed group spectra, C8). Trajectories (C9) evolve the rows as AR(1) or a random walk over
+checkpoints with the spike growing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.regimes import SequenceInfluence
+from harness.analysis.spectra import MLPWeights
+
+
+@dataclass(frozen=True)
+class GroupWorld:
+    """Parameters of one synthetic subject (module docstring)."""
+
+    d_mlp: int = 512
+    d_model: int = 256
+    n_seq: int = 128
+    positions_per_seq: float = 5.5
+    global_spread: float = 0.8        # σ of ln λ (loadings on the global factor, around e^−1)
+    n_communities: int = 8
+    community_loading: float = 0.6
+    group_size: int = 16              # planted group size (also the default specialist count)
+    coordination: float = 0.0         # β of the planted group's own factor
+    module_fraction: float = 0.0      # share of the planted group that forms one community of its own (1: a module)
+    boost: float = 0.0                # influence added to the planted group (0: no specialists)
+    selection_noise: float = 1.0      # σ of the lognormal noise of influence around variance
+    spike: float = 0.0                # share of a common direction in the planted group's weight rows
+    row_norm_spread: float = 0.3
+
+
+@dataclass
+class SyntheticGroups:
+    """Evidence for the group claims drawn from a ``GroupWorld``: ``rare_influence``, ``rare_activations``,
+    ``mlp_weights``, ``layer_alphas`` as a real ``Study`` has them. ``plateau_rule = False``: C1 does not
+    apply, so specialists are always the top-K."""
+
+    world: GroupWorld
+    seed: int
+    label: str = "synthetic"
+    step: int | None = None
+    memo: dict[str, Any] = field(default_factory=dict)
+    rows: dict[str, np.ndarray] | None = None
+    plateau_rule: bool = False
+
+    def __post_init__(self) -> None:
+        w = self.world
+        rng = np.random.default_rng(self.seed)
+        n = w.d_mlp
+        counts = rng.poisson(w.positions_per_seq, size=w.n_seq)
+        counts[counts == 0] = 1
+        self.seq = np.repeat(np.arange(w.n_seq), counts)
+        t = self.seq.size
+        self.planted = np.sort(rng.choice(n, size=w.group_size, replace=False))
+        community = rng.integers(0, w.n_communities, size=n)
+        together = int(round(w.module_fraction * w.group_size))
+        community[self.planted] = np.arange(w.group_size) % w.n_communities
+        community[self.planted[:together]] = w.n_communities     # a community of their own
+        lam = np.exp(-1.0 + w.global_spread * rng.standard_normal(n))
+        gam = np.full(n, w.community_loading)
+        beta = np.zeros(n)
+        beta[self.planted] = w.coordination
+        sigma = np.sqrt(np.maximum(1.0 - beta**2, 0.05))
+        f = rng.standard_normal(t)
+        g = rng.standard_normal((t, w.n_communities + 1))
+        h = rng.standard_normal(t)
+        self.x = lam * f[:, None] + gam * g[:, community] + beta * h[:, None] + sigma * rng.standard_normal((t, n))
+        variance = lam**2 + gam**2 + beta**2 + sigma**2
+        per_seq = variance[None] * np.exp(w.selection_noise * rng.standard_normal((w.n_seq, n)))
+        per_seq[:, self.planted] += w.boost * np.median(variance)
+        self._influence = SequenceInfluence(per_seq * 1e-3, counts.astype(float))
+        self.rows = self.rows or weight_rows(w, self.planted, rng)
+
+    @property
+    def n_sequences(self) -> int:
+        return self.world.n_seq
+
+    def sample_sizes(self) -> dict[str, int]:
+        return {"sequences": self.world.n_seq, "rare_positions": int(self.seq.size), "neurons": self.world.d_mlp}
+
+    def rare_influence(self) -> SequenceInfluence:
+        return self._influence
+
+    def rare_activations(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.x, self.seq
+
+    def mlp_weights(self) -> MLPWeights:
+        return MLPWeights(read={"read": self.rows["read"]}, write=self.rows["write"])
+
+    def layer_alphas(self) -> dict[str, dict[str, float]]:
+        return {}
+
+    def step0(self) -> None:
+        return None
+
+
+def weight_rows(world: GroupWorld, planted: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Read and write rows ``[d_mlp, d_model]``: iid Gaussian directions with lognormal norms; the planted
+    rows share one direction with weight ``world.spike`` (module docstring)."""
+    out = {}
+    for name in ("read", "write"):
+        z = rng.standard_normal((world.d_mlp, world.d_model))
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        if world.spike > 0:
+            u = rng.standard_normal(world.d_model)
+            u /= np.linalg.norm(u)
+            signs = rng.choice([-1.0, 1.0], size=planted.size)
+            z[planted] = np.sqrt(1 - world.spike**2) * z[planted] + world.spike * signs[:, None] * u
+        out[name] = z * np.exp(world.row_norm_spread * rng.standard_normal(world.d_mlp))[:, None]
+    return out
+
+
+def evolve_rows(rows: dict[str, np.ndarray], process: str, phi: float, rng: np.random.Generator
+                ) -> dict[str, np.ndarray]:
+    """One checkpoint later: every row moves as AR(1) (coefficient ``phi``, variance kept) or a random
+    walk (steps of variance 1 − φ² of the row scale), with no drift towards any structure."""
+    out = {}
+    for name, w in rows.items():
+        scale = np.linalg.norm(w, axis=1, keepdims=True) / np.sqrt(w.shape[1])
+        step = rng.standard_normal(w.shape) * scale * np.sqrt(1 - phi**2)
+        out[name] = (phi * w if process == "ar1" else w) + step
+    return out
+
+
+def group_trajectory(world: GroupWorld, seed: int, n_checkpoints: int, process: str, phi: float,
+                     final_spike: float) -> list[SyntheticGroups]:
+    """Checkpoints of one synthetic training run for C9: rows evolve (``evolve_rows``) while the planted
+    group's shared direction grows linearly to ``final_spike`` (0: a drift-free null); activations and
+    influence are those of the same subject at every checkpoint (the same sequences, the same planted
+    group), so the trend can only come from the weights."""
+    rng = np.random.default_rng(seed + 7919)
+    first = SyntheticGroups(replace(world, spike=0.0), seed)
+    rows = first.rows
+    u = {name: _unit(rng.standard_normal(world.d_model)) for name in rows}
+    out = []
+    for i in range(n_checkpoints):
+        strength = final_spike * i / max(n_checkpoints - 1, 1)
+        shown = {name: _with_spike(r, first.planted, u[name], strength) for name, r in rows.items()}
+        out.append(SyntheticGroups(world, seed, label=f"synthetic-{seed}@step{i}", step=i, rows=shown))
+        rows = evolve_rows(rows, process, phi, rng)
+    return out
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _with_spike(rows: np.ndarray, planted: np.ndarray, u: np.ndarray, strength: float) -> np.ndarray:
+    out = rows.copy()
+    norms = np.linalg.norm(out[planted], axis=1, keepdims=True)
+    out[planted] = np.sqrt(1 - strength**2) * out[planted] / norms + strength * u
+    out[planted] *= norms
+    return out
