@@ -424,6 +424,11 @@ def test_front_page_of_many_subjects_stays_one_row_per_family(many) -> None:
     md = (run_dir / "claims.md").read_text()
     family_table = md[md.index("| Family | Subjects |"):md.index("**Every subject")]
     assert len(family_table.strip().splitlines()) == 2 + len(grid.groups)
+    # In the claim's section the last checkpoint's headline shows; the 153 earlier ones fold.
+    c1 = html[html.index('<h2 id="C1">'):html.index('<h2 id="C2">')]
+    folded = c1.index("<summary>C1 at 153 earlier checkpoints of pythia-160m</summary>")
+    assert c1.index('id="C1--pythia_160m_step143000"') < folded < c1.index('id="C1--pythia_160m_step0"')
+    assert "### C1 at 153 earlier checkpoints of pythia-160m" in md
 
 
 def test_error_and_inconclusive_render_as_such(run) -> None:

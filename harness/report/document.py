@@ -34,6 +34,7 @@ from harness.report.frontpage import verdict_grid
 from harness.report.headline import headline_row
 from harness.report.verdicts import (
     VERDICT_LABELS,
+    earlier_checkpoints,
     family_of,
     is_trajectory,
     ordered_claims,
@@ -130,13 +131,21 @@ def record_note(rec: ClaimRecord, claim_paper: str = "") -> str:
 
 def claim_section(claim_id: str, records: Sequence[ClaimRecord], figures: Sequence[Sequence[FigureRef]],
                   claims: Mapping[str, Mapping[str, Any]], base: Path) -> list[Block]:
-    """One claim: statement, the headline of each record (main figure beside it), then the details folded."""
+    """One claim: statement, the headline of each record (main figure beside it), then the details folded.
+
+    A family measured at several checkpoints shows its last checkpoint's headline; the earlier
+    checkpoints' headlines fold beneath, one block per family.
+    """
     claim = claims.get(claim_id, {})
-    rows = tuple(headline_row(r, refs[0].image(base) if refs else None) for r, refs in zip(records, figures))
+    rows = [headline_row(r, refs[0].image(base) if refs else None) for r, refs in zip(records, figures)]
+    earlier = earlier_checkpoints([r.subject for r in records])
     blocks: list[Block] = [Heading(claim_title(claim_id, claims), 2, claim_id)]
     if claim.get("statement"):
         blocks.append(Paragraph(claim["statement"], label="Claim:"))
-    blocks.append(Headlines(rows))
+    blocks.append(Headlines(tuple(row for row in rows if row.subject not in earlier)))
+    for family in dict.fromkeys(family_of(s) for s in earlier):
+        mine = tuple(row for row in rows if row.subject in earlier and family_of(row.subject) == family)
+        blocks.append(Details(f"{claim_id} at {len(mine)} earlier checkpoints of {family}", (Headlines(mine),)))
     folded: list[Block] = [Paragraph(claim[k], label=label) for k, label in (
         ("rule", "Decision rule:"), ("effect", "Smallest effect of interest:"), ("paper", "Paper's numbers:"))
         if claim.get(k)]

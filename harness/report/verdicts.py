@@ -70,6 +70,17 @@ def is_trajectory(subject: str) -> bool:
     return "@*" in subject
 
 
+def earlier_checkpoints(subjects: Sequence[str]) -> set[str]:
+    """The subjects that are not their family's last checkpoint (the headline shows the last; the rest fold)."""
+    last: dict[str, str] = {}
+    for s in subjects:
+        if not is_trajectory(s):
+            key = family_of(s)
+            if key not in last or (step_of(s) or -1) > (step_of(last[key]) or -1):
+                last[key] = s
+    return {s for s in subjects if not is_trajectory(s) and last[family_of(s)] != s}
+
+
 def step_of(subject: str) -> int | None:
     """The training step of ``…@step<N>``, else None."""
     match = _STEP.search(subject)
