@@ -158,6 +158,7 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.compare:
         print(report.compare(Path(args.compare[0]), Path(args.compare[1])))
+        print(f"wrote {report.write_compare(Path(args.compare[0]), Path(args.compare[1]))}")
         return 0
     run_dir = Path(args.run_dir or "reports/latest")
     if args.baseline:
@@ -236,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_zoo)
     p = sub.add_parser("report", help="re-render a run's report, compare two runs, or check verdicts against a baseline")
     p.add_argument("run_dir", nargs="?", help="default: reports/latest")
-    p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"))
+    p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
+                   help="print what changed from A to B and write the page <RUN_B>/compare-<A>.html")
     p.add_argument("--baseline", default=None, help="exit 1 when a verdict differs from this baseline or a record is an error")
     p.set_defaults(func=_report)
     p = sub.add_parser("cache", help="measurement cache housekeeping")

@@ -30,32 +30,43 @@ Conventions inside a record
 
 Series conventions (figures)
 ----------------------------
-The report draws a figure for every record whose ``series`` holds the keys below; a record
-without them simply has no figure. All arrays are flat lists of numbers (``null`` allowed);
-paired arrays have equal lengths. Other keys are allowed and ignored by the figures.
+The report draws a figure for every record whose ``series`` holds the keys below
+(``harness.report.claim_figures``); a record without them simply has no figure. The first
+figure a record gets is its claim's main figure, shown beside the headline. All arrays are
+flat lists of numbers (``null`` allowed); paired arrays have equal lengths; ``*_labels`` are
+lists of strings. Other keys are allowed and ignored by the figures. Intervals are at the
+headline's ``ci_level``.
 
-- C1, C2 — influence rank plot, one per record (subject):
-  ``ln_rank``, ``ln_influence``: the claim's own curve (ln rank, ln I with I in nats, I > 0):
-  rare targets for C1, common targets for C2; ``fit_x``, ``fit_y``: its fitted piecewise-linear
-  curve (optional); ``breakpoints``: its fitted breakpoints in ln rank (optional). A companion
-  curve for comparison (optional): ``ln_rank_common``, ``ln_influence_common`` (C1) or
-  ``ln_rank_rare``, ``ln_influence_rare`` (C2). The own curve is labelled "common targets"
-  when a ``_rare`` companion is given, else "rare targets". A plateau-score null
-  distribution (``null_plateau_score``, ``observed_plateau_score``) adds a null figure.
-- C4 — plateau score and exponent over training, one per family record:
-  ``steps`` (training steps), ``plateau_score`` (same length), ``exponent`` (middle-segment
-  exponent, same length, optional), ``null_band``: ``[lo, hi]`` of the null plateau scores
-  (optional).
-- C5, C6, C8 — null distributions: for each statistic ``<stat>``, ``null_<stat>`` (the null
-  draws) and ``observed_<stat>`` (a number); optional ``label_<stat>``, the axis label with
-  units. Conventional names with built-in labels: ``Q`` (C5), ``effective_dim``,
-  ``participation_ratio``, ``mean_corr`` (C6), ``alpha_in``, ``alpha_out`` (C8).
-- C7 — head vs layer effects: ``head_effects`` (% rare-loss increase per head),
-  ``layer_effect`` (% for the whole attention layer), ``head_labels`` (optional, same length
-  as ``head_effects``, e.g. ``"L3H5"``). Lines for ``thresholds["max_single_head_pct"]`` and
-  ``thresholds["min_layer_pct"]`` are drawn when the record has them.
-- C9 — Hill α over training, one per family record: ``steps``, ``alpha_spec`` and
-  ``alpha_null_median`` (same length).
+- C1, C2, C3 — rank plot (``rank``), one per subject: ``ln_rank``, ``ln_influence``: the
+  claim's own curve (ln rank, ln I with I the mean loss increase in nats, I > 0): rare targets
+  for C1 and C3, common targets for C2. Optional: ``fit_x``, ``fit_y`` (its fitted 3-segment
+  curve), ``breakpoints`` (fitted breakpoints, ln rank); ``band_x``, ``band_lo``, ``band_hi``
+  (pointwise central band of the null curves of the own curve: ln I per ln-rank bin); a
+  companion curve ``ln_rank_common``, ``ln_influence_common`` (C1) or ``ln_rank_rare``,
+  ``ln_influence_rare`` (C2; its presence marks the own curve as the common one);
+  ``ln_rank_step0``, ``ln_influence_step0`` (the untrained checkpoint's rare curve, C1);
+  ``middle_x``, ``middle_y`` (the middle window's points, C3).
+- C4, C9 — statistic over training (``training``), one per family record: ``steps`` (training
+  steps), ``standardized`` (the statistic at each checkpoint in null SDs of that checkpoint),
+  optional ``standardized_lo``, ``standardized_hi`` (its per-checkpoint bootstrap CI) and
+  ``null_band`` (``[lo, hi]`` in null SDs). ``details["early_steps"]`` / ``["late_steps"]``
+  shade the windows of the late − early change.
+- C5 — co-activation graph (``graph``): ``node_x``, ``node_y`` (a 2-D layout of every neuron
+  of the final layer, arbitrary units), ``node_community`` (its Louvain community, an integer),
+  ``specialist_ids`` (indices of the specialists, highlighted in their community's colour).
+- C7 — head vs layer effects (``heads``): ``head_labels`` ("L2H5"), ``layer_labels`` ("L2");
+  for metric m in ``activation`` (decisive: % change of the specialists' activations, Σ|Δa| /
+  Σ|a|) and ``loss`` (% increase of rare-target loss): ``{m}_head_effects`` with
+  ``{m}_head_lo``, ``{m}_head_hi`` (CIs), ``{m}_layer_effects`` with ``{m}_layer_lo``,
+  ``{m}_layer_hi``, and optional ``{m}_head_effects_common`` (common targets). The line
+  ``thresholds["c7_head_margin_pct"]`` is drawn on the activation panel.
+- Null distributions (``null``; C1, C5, C6, C8): for each statistic ``<stat>``,
+  ``null_<stat>`` (the null draws: matched, adjusted control groups or null curves) always
+  with ``observed_<stat>`` (a number), and optional ``unmatched_<stat>`` (draws of unmatched
+  random groups). Names with built-in axis labels: ``plateau_score`` (C1), ``kappa`` (C5),
+  ``participation_ratio``, ``mean_corr`` (C6), ``alpha_<matrix>`` (C8: ``read``, or ``gate``
+  and ``up``, and ``write``). ``null_band`` is not a null distribution (see C4).
+- C6 — spectrum (``spectrum``): ``spec_eigenvalues`` (the specialists' correlation matrix).
 """
 
 from __future__ import annotations

@@ -1,134 +1,56 @@
-"""The report's content as a list of blocks, rendered alike to Markdown and HTML.
+"""The layout of a run's report as blocks (rendered alike to Markdown and HTML).
 
-``build_document`` lays out a run: metadata, the verdict matrix (claims × subjects), then one
-section per claim (statement, decision rule, the paper's numbers, a table of statistic / CI /
-null / p raw and Holm / verdict per subject, notes per subject, figures).
+Order: title and counts; the verdict grid (families × claims, ``harness.report.frontpage``);
+one section per claim — its statement, the headline of each subject (decisive statistic, CI,
+null band, paper, calibrated size and power, main figure; ``harness.report.headline``), then,
+folded, the decision rule, every quantity (statistic / CI / null / p raw and Holm), one note per
+subject and the other figures; the calibration section when the run has one; the run's metadata.
+Claim names, statements and rules come from the run metadata (``metadata.claims``).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Mapping, Sequence
 
 from harness.records import DEFAULT_CI_LEVEL, ClaimRecord, RunMetadata
+from harness.report.blocks import (
+    MISSING,
+    Block,
+    Bullets,
+    Details,
+    Heading,
+    Headlines,
+    Nav,
+    Paragraph,
+    Table,
+    fmt,
+    fmt_ci,
+    fmt_counts,
+    fmt_null,
+)
 from harness.report.figures import FigureRef
-
-VERDICT_LABELS = {"supported": "SUPPORTED", "contradicted": "CONTRADICTED", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
-MISSING = "—"
-# A cell holding several verdicts shows the worst one.
-_SEVERITY = {"supported": 0, "inconclusive": 1, "contradicted": 2, "error": 3}
-
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int
-    anchor: str = ""
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-    label: str = ""
+from harness.report.frontpage import verdict_grid
+from harness.report.headline import headline_row
+from harness.report.verdicts import (
+    VERDICT_LABELS,
+    earlier_checkpoints,
+    family_of,
+    is_trajectory,
+    ordered_claims,
+    ordered_subjects,
+    verdict_counts,
+)
 
 
-@dataclass(frozen=True)
-class Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Image:
-    path: str  # relative to the run directory
-    caption: str
-
-
-Block = Union[Heading, Paragraph, Table, Bullets, Image]
-
-
-def fmt(value: Any) -> str:
-    """A statistic for a table: 4 significant digits, ``—`` for missing, yes/no for bools."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def fmt_ci(ci: Sequence[Any] | None, level: float) -> str:
-    if not ci:
-        return MISSING
-    suffix = "" if level == DEFAULT_CI_LEVEL else f" ({level:.0%})"
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]{suffix}"
-
-
-def fmt_null(summary: dict[str, Any] | None) -> str:
-    if not summary or "q50" not in summary:
-        return MISSING
-    return f"{fmt(summary['q50'])} [{fmt(summary.get('q05'))}, {fmt(summary.get('q95'))}]"
-
-
-def claim_order(claim_id: str) -> tuple[int, str]:
-    """Sort key putting C2 before C10."""
-    digits = "".join(ch for ch in claim_id if ch.isdigit())
-    return (int(digits) if digits else 10**9, claim_id)
-
-
-def claim_title(claim_id: str, claims: dict[str, dict[str, Any]] | None = None) -> str:
+def claim_title(claim_id: str, claims: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """``C1 rare_three_regimes`` (the id alone for a claim the metadata does not describe)."""
     claim = (claims or {}).get(claim_id)
-    return f"{claim_id} {claim['name']}" if claim else claim_id
+    return f"{claim_id} {claim['name']}" if claim and claim.get("name") else claim_id
 
 
-def ordered_claims(records: Sequence[ClaimRecord]) -> list[str]:
-    """Claim ids present in the records: registry order, then unknown ids sorted."""
-    present = {r.claim_id for r in records}
-    return sorted(present, key=claim_order)
-
-
-def ordered_subjects(records: Sequence[ClaimRecord], requested: Sequence[str] = ()) -> list[str]:
-    """Subjects present in the records: the requested order first, then first appearance."""
-    present = list(dict.fromkeys(r.subject for r in records))
-    return [s for s in requested if s in present] + [s for s in present if s not in requested]
-
-
-def worst_verdict(records: Sequence[ClaimRecord]) -> str:
-    """The most severe verdict of the records (error > contradicted > inconclusive > supported)."""
-    return max((r.verdict for r in records), key=_SEVERITY.__getitem__)
-
-
-def verdict_counts(records: Sequence[ClaimRecord]) -> str:
-    """``"3 supported, 1 contradicted, 0 inconclusive, 1 error (5 records)"``."""
-    counts = ", ".join(f"{sum(r.verdict == v for r in records)} {v}" for v in VERDICT_LABELS)
-    return f"{counts} ({len(records)} records)"
-
-
-def verdict_matrix(records: Sequence[ClaimRecord], subjects: Sequence[str],
-                   claims: dict[str, dict[str, Any]] | None = None) -> Table:
-    """Claims (rows) × subjects (columns): the verdict label, ``—`` where no record exists."""
-    rows = []
-    for claim_id in ordered_claims(records):
-        cells = []
-        for subject in subjects:
-            hits = [r for r in records if r.claim_id == claim_id and r.subject == subject]
-            cells.append(VERDICT_LABELS[worst_verdict(hits)] if hits else MISSING)
-        rows.append((claim_title(claim_id, claims), *cells))
-    return Table(("Claim", *subjects), tuple(rows))
-
-
-def _metadata_table(meta: RunMetadata) -> Table:
-    def pairs(d: dict[str, Any]) -> str:
-        return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(d.items())) or MISSING
-
+def metadata_table(meta: RunMetadata) -> Table:
+    """The run: date, command, code, subjects, device, versions, seeds and settings."""
     commit = meta.git_commit or "not in git"
     if meta.git_commit and meta.git_dirty:
         commit += " (uncommitted changes)"
@@ -137,13 +59,14 @@ def _metadata_table(meta: RunMetadata) -> Table:
         ("command", meta.command_line),
         ("harness", f"{meta.harness_version} (record schema v{meta.schema_version})"),
         ("git commit", commit),
-        ("subjects", ", ".join(meta.subjects) or MISSING),
+        ("shard", meta.shard or MISSING),
+        ("subjects", f"{len(meta.subjects)}: " + ", ".join(meta.subjects) if meta.subjects else MISSING),
         ("device", meta.device or MISSING),
         ("versions", f"python {meta.python_version}, torch {fmt(meta.torch_version)}, "
                      f"transformer-lens {fmt(meta.transformer_lens_version)}"),
         ("platform", meta.platform or MISSING),
-        ("seeds", pairs(meta.seeds)),
-        ("settings", pairs(meta.settings)),
+        ("seeds", fmt_counts(dict(sorted(meta.seeds.items())))),
+        ("settings", fmt_counts(dict(sorted(meta.settings.items())))),
     )
     return Table(("Run", "Value"), rows)
 
@@ -152,7 +75,8 @@ def _quantities(rec: ClaimRecord) -> list[str]:
     return list(dict.fromkeys([*rec.statistics, *rec.ci, *rec.p_values]))
 
 
-def _claim_table(records: Sequence[ClaimRecord]) -> Table:
+def quantities_table(records: Sequence[ClaimRecord]) -> Table:
+    """Every quantity of the records: value, CI, null median [5%, 95%], p raw and Holm, verdict."""
     rows = []
     for rec in records:
         verdict = VERDICT_LABELS[rec.verdict]
@@ -175,57 +99,85 @@ def _claim_table(records: Sequence[ClaimRecord]) -> Table:
     return Table(header, tuple(rows))
 
 
-def _note(rec: ClaimRecord, registry_paper: str) -> str:
-    label = VERDICT_LABELS[rec.verdict]
-    parts = [f"{rec.subject} — {label}: {rec.message or MISSING}"]
-    if rec.reason:
-        parts.append(rec.reason)
-    checks = {**rec.supported_checks, **{f"against: {k}": v for k, v in rec.contradicted_checks.items()}}
-    if checks:
-        parts.append("checks: " + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in checks.items()))
-    if rec.sample_sizes:
-        parts.append("n: " + ", ".join(f"{k}={v}" for k, v in rec.sample_sizes.items()))
-    if rec.seeds:
-        parts.append("seeds: " + ", ".join(f"{k}={v}" for k, v in rec.seeds.items()))
-    if rec.paper and rec.paper != registry_paper:
+def _checks(rec: ClaimRecord) -> str:
+    marks = [f"{k} {'✓' if v else '✗'}" for k, v in rec.supported_checks.items()]
+    marks += [f"against: {k} {'✓' if v else '✗'}" for k, v in rec.contradicted_checks.items()]
+    return ", ".join(marks)
+
+
+def _provenance(rec: ClaimRecord) -> str:
+    hashes = rec.provenance.get("weights_sha256", {})
+    digests = rec.provenance.get("measurements", {})
+    parts = [f"weights {k}={str(v)[:12]}" for k, v in hashes.items()]
+    if digests:
+        parts.append(f"{len(digests)} cached measurements")
+    return ", ".join(parts)
+
+
+def record_note(rec: ClaimRecord, claim_paper: str = "") -> str:
+    """One line per record: verdict and message, reason, checks, sample sizes, seeds, provenance."""
+    parts = [f"{rec.subject} — {VERDICT_LABELS[rec.verdict]}: {rec.message or MISSING}"]
+    extras = (("", rec.reason), ("checks: ", _checks(rec)),
+              ("n: ", fmt_counts(rec.sample_sizes) if rec.sample_sizes else ""),
+              ("seeds: ", fmt_counts(rec.seeds) if rec.seeds else ""), ("provenance: ", _provenance(rec)),
+              ("rule version ", str(rec.rule_version) if rec.rule_version else ""))
+    parts += [label + text for label, text in extras if text]
+    if rec.paper and rec.paper != claim_paper:
         parts.append(f"paper: {rec.paper}")
     if rec.elapsed_s:
         parts.append(f"{rec.elapsed_s:.1f} s")
     return "; ".join(parts)
 
 
-def build_document(
-    meta: RunMetadata,
-    records: Sequence[ClaimRecord],
-    figures: Sequence[Sequence[FigureRef]],
-    run_dir: Path,
-) -> list[Block]:
-    """The report's blocks; ``figures`` is aligned with ``records`` (paths inside ``run_dir``)."""
+def claim_section(claim_id: str, records: Sequence[ClaimRecord], figures: Sequence[Sequence[FigureRef]],
+                  claims: Mapping[str, Mapping[str, Any]], base: Path) -> list[Block]:
+    """One claim: statement, the headline of each record (main figure beside it), then the details folded.
+
+    A family measured at several checkpoints shows its last checkpoint's headline; the earlier
+    checkpoints' headlines fold beneath, one block per family.
+    """
+    claim = claims.get(claim_id, {})
+    rows = [headline_row(r, refs[0].image(base) if refs else None) for r, refs in zip(records, figures)]
+    earlier = earlier_checkpoints([r.subject for r in records])
+    blocks: list[Block] = [Heading(claim_title(claim_id, claims), 2, claim_id)]
+    if claim.get("statement"):
+        blocks.append(Paragraph(claim["statement"], label="Claim:"))
+    blocks.append(Headlines(tuple(row for row in rows if row.subject not in earlier)))
+    for family in dict.fromkeys(family_of(s) for s in earlier):
+        mine = tuple(row for row in rows if row.subject in earlier and family_of(row.subject) == family)
+        blocks.append(Details(f"{claim_id} at {len(mine)} earlier checkpoints of {family}", (Headlines(mine),)))
+    folded: list[Block] = [Paragraph(claim[k], label=label) for k, label in (
+        ("rule", "Decision rule:"), ("effect", "Smallest effect of interest:"), ("paper", "Paper's numbers:"))
+        if claim.get(k)]
+    if claim.get("rule_version") is not None:
+        folded.append(Paragraph(str(claim["rule_version"]), label="Rule version:"))
+    folded += [quantities_table(records), Bullets(tuple(record_note(r, claim.get("paper", "")) for r in records))]
+    folded += [ref.image(base) for refs in figures for ref in refs[1:]]
+    blocks.append(Details(f"Details of {claim_id}: decision rule, every quantity, notes and further figures",
+                          tuple(folded)))
+    return blocks
+
+
+def build_document(meta: RunMetadata, records: Sequence[ClaimRecord], figures: Sequence[Sequence[FigureRef]],
+                   base: Path, calibration: Sequence[Block] = ()) -> list[Block]:
+    """The report's blocks; ``figures`` is aligned with ``records`` (paths inside ``base``)."""
     subjects = ordered_subjects(records, meta.subjects)
+    claim_ids = ordered_claims(records)
+    nav = [("Verdicts", "verdicts"), *((c, c) for c in claim_ids)]
+    nav += [("Calibration", "calibration")] if calibration else []
     blocks: list[Block] = [
         Heading(f"Claims report — {meta.date}", 1),
-        Paragraph(verdict_counts(records), label="Verdicts:"),
-        Heading("Run", 2, "run"),
-        _metadata_table(meta),
-        Heading("Verdict matrix", 2, "matrix"),
-        verdict_matrix(records, subjects, meta.claims) if records else Paragraph("No records in this run."),
+        Paragraph(f"{verdict_counts(records)} on {sum(not is_trajectory(s) for s in subjects)} subjects in "
+                  f"{len({family_of(s) for s in subjects})} families; commit "
+                  f"{(meta.git_commit or 'not in git')[:12]}; command: {meta.command_line}", label="Verdicts:"),
+        Nav((*nav, ("Run", "run"))),
+        Heading("Verdicts by family", 2, "verdicts"),
+        verdict_grid(records, meta.subjects, meta.claims) if records else Paragraph("No records in this run."),
     ]
-    for claim_id in ordered_claims(records):
-        claim = meta.claims.get(claim_id)
-        mine = sorted(
-            (i for i, r in enumerate(records) if r.claim_id == claim_id),
-            key=lambda i: subjects.index(records[i].subject),
-        )
-        recs = [records[i] for i in mine]
-        blocks.append(Heading(claim_title(claim_id, meta.claims), 2, claim_id))
-        if claim:
-            blocks += [
-                Paragraph(claim["statement"], label="Statement:"),
-                Paragraph(claim["rule"], label="Decision rule:"),
-                Paragraph(claim["effect"], label="Smallest effect of interest:"),
-                Paragraph(claim["paper"], label="Paper's numbers:"),
-            ]
-        blocks += [_claim_table(recs), Bullets(tuple(_note(r, claim["paper"] if claim else "") for r in recs))]
-        for i in mine:
-            blocks += [Image(ref.path.relative_to(run_dir).as_posix(), ref.caption) for ref in figures[i]]
+    for claim_id in claim_ids:
+        mine = sorted((i for i, r in enumerate(records) if r.claim_id == claim_id),
+                      key=lambda i: subjects.index(records[i].subject))
+        blocks += claim_section(claim_id, [records[i] for i in mine], [figures[i] for i in mine], meta.claims, base)
+    blocks += list(calibration)
+    blocks += [Heading("Run", 2, "run"), metadata_table(meta)]
     return blocks

@@ -6,7 +6,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from harness.records import ClaimRecord, coerce_records
-from harness.report.document import VERDICT_LABELS, ordered_claims, ordered_subjects, verdict_counts, worst_verdict
+from harness.report.verdicts import VERDICT_LABELS, ordered_claims, ordered_subjects, verdict_counts, worst_verdict
 
 MESSAGE_WIDTH = 110
 MISSING = "-"  # ASCII: terminals and CI logs
