@@ -111,8 +111,9 @@ SETTINGS: dict[str, Setting] = {
                 "against 'exact' on null_exact_checks draws; the record gives the error) or 'exact'",
                 choices=("approx", "exact")),
         _count("null_exact_checks", 3, "null curves recomputed exactly to measure the approx kernel's error"),
-        _positive("null_approx_tolerance", 1e-5, "largest accepted |approx − exact| per neuron of a null curve "
-                  "(nats); beyond it every null curve is computed exactly"),
+        _positive("null_approx_tolerance", 1e-5, "largest accepted error of the approx kernel on a null curve: the "
+                  "root mean square over neurons of |approx − exact| (nats); beyond it every null curve is "
+                  "computed exactly"),
         _count("min_rare_positions", 200, "fewest rare-target positions an influence analysis accepts; the "
                "evaluation data grow (more sequences) up to max_eval_sequences to reach it"),
         _count("max_eval_sequences", 1024, "largest number of evaluation sequences the data may grow to"),
