@@ -6,7 +6,7 @@ the verdict and the paper's numbers, plus ``series`` (small arrays a figure need
 append records as JSON lines (``append_jsonl``); the controller merges them with the run's
 metadata (``run_metadata``) into ``reports/<run>/claims.json``::
 
-    {"schema_version": 1, "metadata": {...RunMetadata...}, "records": [{...ClaimRecord...}, ...]}
+    {"schema_version": 2, "metadata": {...RunMetadata...}, "records": [{...ClaimRecord...}, ...]}
 
 ``validate_record`` / ``validate_metadata`` / ``validate_run`` check that shape; a record or run
 of a schema version this harness does not know is refused with ``UnknownSchemaVersionError``.
@@ -25,8 +25,8 @@ Conventions inside a record
 - NaN and infinities are written as ``null``.
 - A claim whose measurement raised an exception has verdict ``"error"`` and the exception
   message in ``message``; an ``"error"`` record without a message is invalid.
-- When ``checks`` is non-empty the verdict is ``"pass"`` exactly when every check holds
-  (``decide`` sets both).
+- When ``supported_checks`` or ``contradicted_checks`` is non-empty the verdict is the one
+  ``verdict_of`` gives them (``decide`` sets all three); ``undecided`` leaves both empty.
 
 Series conventions (figures)
 ----------------------------
@@ -361,6 +361,9 @@ def _is_scalar(v: Any) -> bool:
 
 
 def _check_version(data: Mapping[str, Any], what: str) -> None:
+    """Refuse another schema version first: its fields differ, and the version is what to report."""
+    if not isinstance(data, Mapping):
+        raise RecordError(f"{what} must be a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
     if version not in KNOWN_SCHEMA_VERSIONS:
         raise UnknownSchemaVersionError(
@@ -424,11 +427,19 @@ def _is_array(v: Any) -> bool:
     return isinstance(v, list) and all(_is_num(x) for x in v)
 
 
+def _series_pairs(series: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Keys of ``series`` whose arrays the figures draw against each other (equal lengths)."""
+    pairs = [(k, "ln_influence" + k[len("ln_rank"):]) for k in series if k.startswith("ln_rank")]
+    pairs += [("fit_x", "fit_y"), ("head_effects", "head_labels")]
+    return pairs + [("steps", k) for k in ("plateau_score", "exponent", "alpha_spec", "alpha_null_median")]
+
+
 def validate_series(series: Mapping[str, Any], what: str = "series") -> None:
     """Check the figure conventions of ``series`` (module docstring); raise ``RecordError``.
 
     Every value is a number or a flat list of numbers, except ``*_labels`` (lists of strings);
-    a null distribution ``null_<stat>`` comes with its ``observed_<stat>``.
+    a null distribution ``null_<stat>`` is a list and comes with its ``observed_<stat>``, a
+    number; ``null_band`` is ``[lo, hi]``; paired arrays have equal lengths.
     """
     if not isinstance(series, Mapping):
         raise RecordError(f"{what} must be an object, got {type(series).__name__}")
@@ -441,8 +452,18 @@ def validate_series(series: Mapping[str, Any], what: str = "series") -> None:
             raise RecordError(f"{what}[{key!r}] must be a number or a flat list of numbers")
         if key.startswith("null_") and key != "null_band":
             stat = key[len("null_"):]
+            if not _is_array(value):
+                raise RecordError(f"{what}[{key!r}] must be a flat list of null draws (numbers)")
             if f"observed_{stat}" not in series:
                 raise RecordError(f"{what} has {key!r} but no 'observed_{stat}' (the observed value)")
+        if key.startswith("observed_") and not _is_num(value):
+            raise RecordError(f"{what}[{key!r}] must be a number (the observed value)")
+    if "null_band" in series and not (_is_array(series["null_band"]) and len(series["null_band"]) == 2):
+        raise RecordError(f"{what}['null_band'] must be [lo, hi], got {series['null_band']!r}")
+    for a, b in _series_pairs(series):
+        if a in series and b in series and np.size(series[a]) != np.size(series[b]):
+            raise RecordError(f"{what}: {a!r} and {b!r} must have equal lengths, got "
+                              f"{np.size(series[a])} and {np.size(series[b])}")
 
 
 def validate_record(data: Mapping[str, Any]) -> ClaimRecord:
@@ -454,9 +475,9 @@ def validate_record(data: Mapping[str, Any]) -> ClaimRecord:
     what = "record"
     if isinstance(data, Mapping) and {"claim_id", "subject"} <= set(data):
         what = f"record {data['claim_id']}[{data['subject']}]"
+    _check_version(data, what)
     _check_fields(data, RECORD_FIELDS, ("claim_id", "subject", "verdict", "schema_version"), what)
     data = _jsonable(dict(data))
-    _check_version(data, what)
     for name in ("claim_id", "subject", "verdict", "message", "reason", "paper", "test_id"):
         _check_type(data, name, str, what)
     _check_type(data, "elapsed_s", _NUM, what)
@@ -502,9 +523,9 @@ def _check_headline(headline: Mapping[str, Any], what: str) -> None:
 def validate_metadata(data: Mapping[str, Any]) -> RunMetadata:
     """The ``RunMetadata`` of a JSON dict after checking it; raises ``RecordError``."""
     what = "run metadata"
+    _check_version(data, what)
     _check_fields(data, METADATA_FIELDS, ("date", "harness_version", "command_line", "schema_version"), what)
     data = _jsonable(dict(data))
-    _check_version(data, what)
     for name in ("date", "harness_version", "command_line", "device", "python_version", "platform"):
         _check_type(data, name, str, what)
     for name in ("git_commit", "torch_version", "transformer_lens_version"):
@@ -537,8 +558,8 @@ def validate_run(data: Mapping[str, Any]) -> tuple[RunMetadata, list[ClaimRecord
     """
     if not isinstance(data, Mapping):
         raise RecordError(f"a run document must be a JSON object, got {type(data).__name__}")
-    _check_fields(data, {"schema_version": "", "metadata": "", "records": ""}, ("schema_version", "metadata", "records"), "run document")
     _check_version(data, "run document")
+    _check_fields(data, {"schema_version": "", "metadata": "", "records": ""}, ("schema_version", "metadata", "records"), "run document")
     if not isinstance(data["records"], list):
         raise RecordError("run document: 'records' must be a list of records")
     return validate_metadata(data["metadata"]), [validate_record(r) for r in data["records"]]

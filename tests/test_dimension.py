@@ -1,43 +1,30 @@
-"""Effective dimension, participation ratio, within/cross correlation, and the C6 test."""
+"""Effective dimension, participation ratio, within-group and cross correlation of neuron groups."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import binom
 
-from harness.analysis.coactivation import group_correlations, modularity_test, prepare_activations
+from harness.analysis.coactivation import group_correlations, prepare_activations
 from harness.analysis.dimension import (
-    coordination_test,
+    ALTERNATIVES,
     cross_correlation,
     eigenvalues,
+    group_statistics,
     mean_offdiagonal,
     n_components,
     participation_ratio,
 )
-from harness.records import ClaimRecord
+from harness.analysis.groups import random_groups
+from synthetic import factor_activations
 
 N_POSITIONS, N_NEURONS = 1000, 150
 GROUP = np.arange(20)
-N_NULL = 199
-ALPHA = 0.05
-RATE_TAIL = 0.001  # tail probability below which a repeat count contradicts its expected rate
-
-
-def activations(seed: int, rank: int = 0, loading: float = 0.0, shared_by_layer: bool = False) -> np.ndarray:
-    """i.i.d. Gaussian ``[positions, neurons]``; with ``rank`` > 0 the group (or, with
-    ``shared_by_layer``, every neuron) also loads positively on ``rank`` common latent factors
-    (the neurons co-activate)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N_POSITIONS, N_NEURONS))
-    if rank:
-        targets = np.arange(N_NEURONS) if shared_by_layer else GROUP
-        x[:, targets] += loading * rng.standard_normal((N_POSITIONS, rank)) @ np.abs(rng.standard_normal((rank, targets.size)))
-    return x
 
 
 @pytest.mark.parametrize("size", [4, 20, 50])
 def test_dimension_of_known_spectra(size):
+    """Isotropic, one-spike and two-spike spectra: components to 95% and participation ratio."""
     isotropic = np.ones(size)
     spike = np.r_[size, np.zeros(size - 1)]
     two = np.r_[size / 2, size / 2, np.zeros(size - 2)]
@@ -47,6 +34,7 @@ def test_dimension_of_known_spectra(size):
 
 
 def test_equicorrelated_group_matches_its_closed_form():
+    """r = 0.3 between all of 10 neurons: eigenvalues 1 + 9r and 1 − r (×9), PR and mean r in closed form."""
     size, rho = 10, 0.3
     corr = np.full((size, size), rho) + (1 - rho) * np.eye(size)
     eigs = eigenvalues(corr[None])
@@ -56,8 +44,17 @@ def test_equicorrelated_group_matches_its_closed_form():
     assert mean_offdiagonal(corr[None])[0] == pytest.approx(rho)
 
 
+def test_eigenvalues_are_descending_and_clipped_at_zero():
+    """A rank-1 correlation matrix has round-off eigenvalues around 0: none is negative."""
+    v = np.random.default_rng(0).choice([-1.0, 1.0], size=8)
+    eigs = eigenvalues(np.outer(v, v)[None])[0]
+    assert np.all(eigs >= 0) and np.all(np.diff(eigs) <= 0) and eigs[0] == pytest.approx(8.0)
+
+
 def test_cross_correlation_equals_the_brute_force_mean():
-    x = activations(0, rank=1, loading=0.5, shared_by_layer=True)
+    """Mean r between a group and the pool neurons outside it, against ``np.corrcoef``, for a group
+    outside the pool and for groups inside it (their own block must be left out)."""
+    x = factor_activations(0, N_POSITIONS, N_NEURONS, global_spread=0.8)
     acts = prepare_activations(x, GROUP)
     pool = np.setdiff1d(np.arange(N_NEURONS), GROUP)
     groups = np.array([GROUP[:5], pool[:5], pool[[3, 40, 77, 100, 120]]])
@@ -66,77 +63,30 @@ def test_cross_correlation_equals_the_brute_force_mean():
     assert np.allclose(cross_correlation(acts, groups, pool, group_correlations(acts, groups)), want)
 
 
-def test_planted_low_rank_group_is_lower_dimensional_and_more_correlated():
-    x = activations(1, rank=2, loading=0.6)
-    result = coordination_test(x, GROUP, n_null=N_NULL, alpha=ALPHA, rng_seed=0)
-    assert result.passed, result.message
-    assert result.checks == {"lower_dimension": True, "higher_correlation": True}
-    assert result.spec["n_components"] < result.null["n_components"].min()
-    assert result.p_values["participation_ratio"] == pytest.approx(1 / (1 + N_NULL))
-    # The factors are private to the group: it co-activates within, not with the rest of the layer.
-    assert result.spec["cross_corr"] < result.spec["mean_corr"] / 2
+def test_group_statistics_single_out_a_planted_low_dimensional_group():
+    """The group's 20 neurons share 2 private factors (loadings |N(0, 1)|·0.6): its participation ratio
+    and component count are below, and its mean correlation above, every one of 200 random groups;
+    its cross-correlation with the rest stays small (the factors are private). Every statistic has an
+    alternative, and each value equals the function it comes from."""
+    rng = np.random.default_rng(1)
+    x = factor_activations(1, N_POSITIONS, N_NEURONS)
+    x[:, GROUP] += 0.6 * rng.standard_normal((N_POSITIONS, 2)) @ np.abs(rng.standard_normal((2, GROUP.size)))
+    acts = prepare_activations(x, GROUP)
+    pool = np.setdiff1d(np.arange(N_NEURONS), GROUP)
+    groups = np.vstack([GROUP, random_groups(N_NEURONS, GROUP.size, GROUP, 200, seed=0)])
+    stats = group_statistics(acts, groups, pool, 0.95)
+    assert set(stats) == set(ALTERNATIVES)
+    assert stats["participation_ratio"][0] < stats["participation_ratio"][1:].min()
+    assert stats["n_components"][0] < stats["n_components"][1:].min()
+    assert stats["mean_corr"][0] > stats["mean_corr"][1:].max()
+    assert abs(stats["cross_corr"][0]) < stats["mean_corr"][0] / 4
+    corrs = group_correlations(acts, groups)
+    np.testing.assert_allclose(stats["participation_ratio"], participation_ratio(eigenvalues(corrs)))
+    np.testing.assert_allclose(stats["mean_abs_corr"], mean_offdiagonal(np.abs(corrs)))
 
 
-def test_iid_activations_rarely_pass():
-    repeats = 12
-    passes = [coordination_test(activations(100 + r), GROUP, n_null=N_NULL, alpha=ALPHA, rng_seed=r) for r in range(repeats)]
-    # Exchangeable with the random groups: each one-sided p is ≈ uniform, so p < alpha at rate ≤ alpha.
-    for name in ("lower_dimension", "higher_correlation"):
-        hits = sum(res.checks[name] for res in passes)
-        assert binom.sf(hits - 1, repeats, ALPHA) > RATE_TAIL, f"{name}: {hits}/{repeats} on null data"
-
-
-def test_a_factor_shared_by_the_whole_layer_does_not_single_out_the_group():
-    x = activations(2, rank=1, loading=0.6, shared_by_layer=True)
-    result = coordination_test(x, GROUP, n_null=N_NULL, alpha=ALPHA, rng_seed=0)
-    assert not result.passed, result.message
-    assert result.p_values["n_components"] > ALPHA and result.p_values["mean_corr"] > ALPHA
-    assert result.spec["mean_corr"] > 0 and np.median(result.null["mean_corr"]) > 0
-
-
-def test_matched_null_and_same_groups_as_the_modularity_test():
-    x = activations(3) + np.linspace(0, 2, N_NEURONS)  # mean activation rises with the neuron id
-    seq = np.repeat(np.arange(20), N_POSITIONS // 20)
-    group = np.arange(100, 110)
-    means = x.mean(0)
-    result = coordination_test(x, group, n_null=50, rng_seed=4, match_mean_activation=True)
-    modular = modularity_test(x, seq, group, n_null=50, louvain_seeds=1, n_bootstrap=2, rng_seed=4, match_mean_activation=True)
-    assert np.array_equal(result.null_groups, modular.null_groups)
-    unmatched = coordination_test(x, group, n_null=50, rng_seed=4)
-    gap = lambda groups: abs(means[groups].mean() - means[group].mean())  # noqa: E731
-    assert gap(result.null_groups) < gap(unmatched.null_groups)
-
-
-def test_constant_neurons_are_excluded_with_a_warning_in_the_record():
-    x = activations(5)
-    x[:, [GROUP[1], 99]] = 0.0
-    with pytest.warns(UserWarning, match="constant"):
-        result = coordination_test(x, GROUP, n_null=N_NULL, rng_seed=0)
-    assert GROUP[1] not in result.specialists
-    assert not np.isin(result.null_groups, [GROUP[1], 99]).any()
-    record = ClaimRecord("C6", "synthetic", **result.record_fields())
-    record.decide(result.checks, result.message)
-    assert record.to_json()["details"]["excluded_constant_neurons"] == [GROUP[1], 99]
-    assert "constant" in record.to_json()["details"]["warnings"][0]
-    assert record.to_json()["null"]["n_components"]["B"] == N_NULL
-
-
-@pytest.mark.parametrize(
-    "x_change, group, message",
-    [
-        (None, GROUP[:2], "at least 3 neurons"),
-        ("nan", GROUP, "non-finite"),
-        (None, np.r_[GROUP, 150], "must lie in"),
-    ],
-)
-def test_bad_input_raises_clear_errors(x_change, group, message):
-    x = activations(6)
-    if x_change == "nan":
-        x[10, 3] = np.nan
-    with pytest.raises(ValueError, match=message):
-        coordination_test(x, group, n_null=10)
-
-
-def test_variance_share_outside_the_unit_interval_is_an_error():
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_variance_share_outside_the_unit_interval_is_an_error(share):
+    """A variance share of 0 or above 1: ValueError."""
     with pytest.raises(ValueError, match="variance_explained"):
-        coordination_test(activations(7), GROUP, n_null=10, variance_explained=1.5)
+        n_components(np.ones((1, 4)), share)

@@ -1,4 +1,5 @@
-"""harness.spectra: Hill α and group spectra find planted shared directions and stay quiet on noise."""
+"""Weight-space spectra of neuron groups: Hill α, the power-law MLE, Marchenko–Pastur edges, batched
+null α, scale invariance, planted shared directions, and bad input."""
 
 from __future__ import annotations
 
@@ -8,23 +9,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.records import ClaimRecord
 from harness.analysis.spectra import (
-    group_alpha_test,
+    MLPWeights,
     group_eigenvalues,
     group_spectrum,
     hill_alpha,
     hill_k,
-    layer_esd_alpha,
     mle_alpha,
     mp_edges,
     null_hill_alphas,
 )
-from harness.analysis.trends import spearman_trend
 
 N = 50
 K_FRACTION = 0.1
-LEVEL = 0.05  # significance level of the detector checks
 TAIL = 0.005  # two-sided 99% simulated band
 
 
@@ -50,6 +47,7 @@ def _planted(noise: np.ndarray, strength: float, rng: np.random.Generator) -> np
 # --- estimators -----------------------------------------------------------------------------
 
 def test_hill_alpha_matches_its_formula_in_any_order():
+    """ln(λ_i/λ_3) = 3, 1 for the top k = 2: α = 1/2, whatever the order of the eigenvalues, batched."""
     base = 0.7
     lam = base * np.exp(np.array([3.0, 1.0, 0.0, -0.5, -1.0]))  # ln(λ_i/λ_3) = 3, 1 for the top k = 2
     expected = 1.0 / np.mean([3.0, 1.0])
@@ -59,6 +57,7 @@ def test_hill_alpha_matches_its_formula_in_any_order():
 
 
 def test_hill_and_mle_recover_a_pareto_tail():
+    """20,000 Pareto draws with tail index 2: Hill α ≈ 2 and the density-exponent MLE ≈ 3 (4 SEs)."""
     tail_index, n = 2.0, 20_000  # P(X > x) = x^-2: Hill estimates 2, the MLE the density exponent 3
     x = np.random.default_rng(1).pareto(tail_index, n) + 1.0
     k = hill_k(n, K_FRACTION)
@@ -67,11 +66,13 @@ def test_hill_and_mle_recover_a_pareto_tail():
 
 
 def test_hill_k_follows_the_fraction_rule():
+    """k = max(1, ⌊fraction·n⌋) without a floating-point floor error."""
     assert [hill_k(n, 0.1) for n in (3, 9, 10, 29, 50, 51)] == [1, 1, 1, 2, 5, 5]
     assert hill_k(100, 0.29) == 29  # no floating-point floor error
 
 
 def test_statistics_are_invariant_to_scaling_the_weights():
+    """Rows are z-scored: scaling the eigenvalues, the whole matrix or each row changes no statistic."""
     rng = np.random.default_rng(2)
     rows = _planted(rng.standard_normal((N, 256)), 0.5, rng)
     k = hill_k(N, K_FRACTION)
@@ -84,6 +85,7 @@ def test_statistics_are_invariant_to_scaling_the_weights():
 
 
 def test_module_alpha_equals_the_reference_implementation():
+    """Hill α of one group equals an independent implementation (np.corrcoef, eigvalsh), single and batched."""
     rows = np.random.default_rng(3).standard_normal((N, 256))
     k = hill_k(N, K_FRACTION)
     assert group_spectrum(rows, K_FRACTION).alpha_hill == pytest.approx(_reference_hill(rows, k), rel=1e-9)
@@ -91,6 +93,8 @@ def test_module_alpha_equals_the_reference_implementation():
 
 
 def test_flat_and_spiked_spectra_summaries():
+    """Orthonormal centred rows (C = I): stable rank n, entropy ln n, no spike; a strong shared
+    direction: lower stable rank and entropy, at least one eigenvalue above the MP edge, trace n."""
     n, d = 10, 64
     columns = np.random.default_rng(4).standard_normal((d, n))
     flat_rows = np.linalg.qr(columns - columns.mean(axis=0))[0].T  # centred, orthonormal: C = I
@@ -104,27 +108,36 @@ def test_flat_and_spiked_spectra_summaries():
     assert np.sum(spiked.eigenvalues) == pytest.approx(n)  # trace of a correlation matrix
 
 
+def test_mp_edges_are_the_marchenko_pastur_band():
+    """(1 ± √(n/d))²: n = 16, d = 64 gives 0.25 and 2.25; n = d gives 0 and 4."""
+    assert mp_edges(16, 64) == pytest.approx((0.25, 2.25))
+    assert mp_edges(64, 64) == pytest.approx((0.0, 4.0))
+
+
 # --- Gaussian rows: the range predicted for (n, d) --------------------------------------------
 
 @pytest.mark.parametrize("d", [256, 512])
-def test_gaussian_rows_fall_in_their_simulated_range(d):
+def test_gaussian_groups_fall_in_their_simulated_range_and_fill_the_mp_band(d):
+    """200 groups of 50 independent Gaussian rows of a random matrix (batched ``null_hill_alphas``) have
+    the Hill α distribution of the reference implementation's simulation (KS p > 0.001, ≥ the binomial
+    0.1% quantile inside its 99% band), and one such group's eigenvalues span the MP band."""
     band = _gaussian_band(N, d, n_sim=200, seed=10)
     lo, hi = np.quantile(band, [TAIL, 1 - TAIL])
-    W = np.random.default_rng(11).standard_normal((1000, d))
-    result = group_alpha_test(W, W, np.arange(N), n_null=200, k_fraction=K_FRACTION, seed=12,
-                              verdict_matrix="read", layer_context=False)
-    assert lo <= result.read.alpha_spec <= hi
-    null = result.read.null_alpha
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((1000, d))
+    groups = np.stack([rng.choice(1000, N, replace=False) for _ in range(200)])
+    null = null_hill_alphas(W, groups, K_FRACTION)
     inside = np.sum((null >= lo) & (null <= hi))
     assert inside >= stats.binom.ppf(0.001, null.size, 1 - 2 * TAIL), f"{inside} of {null.size} in [{lo:.2f}, {hi:.2f}]"
     assert stats.ks_2samp(null, band).pvalue > 0.001
     lower_mp, upper_mp = mp_edges(N, d)
-    eigenvalues = result.read.spectrum.eigenvalues  # a Gaussian group fills the MP band
+    eigenvalues = group_spectrum(W[groups[0]]).eigenvalues
     assert eigenvalues[0] == pytest.approx(upper_mp, rel=0.15)
     assert eigenvalues[-1] == pytest.approx(lower_mp, rel=0.3)
 
 
 def test_gaussian_range_moves_with_d():
+    """At fixed n the Gaussian Hill α grows with the row width d (so C8 compares equal shapes)."""
     medians = [np.median(_gaussian_band(N, d, n_sim=50, seed=13)) for d in (64, 256, 1024)]
     assert medians == sorted(medians), f"Gaussian Hill α should grow with d at fixed n: {medians}"
 
@@ -132,6 +145,7 @@ def test_gaussian_range_moves_with_d():
 # --- planted shared directions ---------------------------------------------------------------
 
 def test_planted_direction_lowers_alpha_monotonically():
+    """A shared direction of growing strength in 20 groups of 50 rows: the median Hill α falls at each step."""
     strengths = [0.0, 0.1, 0.2, 0.4, 0.8]
     rng = np.random.default_rng(20)
     noise = rng.standard_normal((20, N, 256))
@@ -142,78 +156,27 @@ def test_planted_direction_lowers_alpha_monotonically():
     assert all(a > b for a, b in zip(medians, medians[1:])), f"median α by strength {strengths}: {medians}"
 
 
-def _weights_with_planted_group(d_mlp: int, d_model: int, group: np.ndarray, strength: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    weights = rng.standard_normal((d_mlp, d_model))
-    weights[group] = _planted(weights[group], strength, rng)
-    return weights
+def test_null_alphas_of_a_batch_equal_each_groups_spectrum():
+    """Batched α of 30 overlapping groups (planted and random rows of one matrix) equals
+    ``group_spectrum`` of each group alone; a planted group's α is below every random group's."""
+    rng = np.random.default_rng(30)
+    weights = rng.standard_normal((300, 96)) * rng.uniform(0.5, 2.0, size=(300, 1))
+    planted = np.arange(20)
+    weights[planted] = _planted(weights[planted], 0.6, rng)
+    groups = np.vstack([planted, [rng.choice(300, 20, replace=False) for _ in range(29)]])
+    batch = null_hill_alphas(weights, groups, K_FRACTION)
+    single = [group_spectrum(weights[g], K_FRACTION).alpha_hill for g in groups]
+    np.testing.assert_allclose(batch, single, rtol=1e-9)
+    assert batch[0] < batch[1:].min()
 
 
-def test_group_alpha_test_finds_a_planted_group_on_the_matrix_that_has_it():
-    d_mlp, d_model, seed = 512, 128, 30
-    group = np.random.default_rng(31).choice(d_mlp, size=20, replace=False)
-    W_read = _weights_with_planted_group(d_mlp, d_model, group, 0.5, seed)
-    W_write = np.random.default_rng(seed + 1).standard_normal((d_mlp, d_model))
-    result = group_alpha_test(W_read, W_write, group, n_null=300, k_fraction=K_FRACTION, seed=7, verdict_matrix="gpt_neox")
-    assert result.verdict_matrix == "read" and "GPT-NeoX" in result.verdict_reason
-    assert result.verdict is result.read
-    assert result.read.p_lower < LEVEL and result.read.separation > 0
-    assert result.read.p_lower == pytest.approx(1 / (1 + 300))
-    assert not np.isin(result.null_groups, group).any()
-    assert result.null_groups.shape == (300, 20)
-    assert result.read.layer is not None and result.read.layer.n_eigenvalues == d_model
-    fields = result.record_fields()
-    record = ClaimRecord(claim_id="C8", subject="synthetic", **fields)
-    json_record = record.to_json()
-    assert set(json_record["p_values"]) == {"alpha_lower_read", "alpha_lower_write"}
-    assert json_record["statistics"]["verdict_matrix"] == "read"
-    assert len(json_record["series"]["null_alpha_write"]) == 300 and len(json_record["series"]["eigenvalues_read"]) == 20
-    again = group_alpha_test(W_read, W_write, group, n_null=300, k_fraction=K_FRACTION, seed=7,
-                             verdict_matrix="gpt2", layer_context=False)
-    assert again.verdict_matrix == "write" and "GPT-2" in again.verdict_reason
-    np.testing.assert_array_equal(again.read.null_alpha, result.read.null_alpha)  # seeded
-
-
-def test_group_alpha_test_is_calibrated_on_null_weights():
-    n_datasets, n_null = 40, 200
-    p_values = []
-    for i in range(n_datasets):
-        rng = np.random.default_rng(100 + i)
-        W = rng.standard_normal((256, 96))
-        group = rng.choice(256, size=20, replace=False)
-        res = group_alpha_test(W, W, group, n_null=n_null, k_fraction=K_FRACTION, seed=i,
-                               verdict_matrix="read", layer_context=False)
-        p_values.append(res.read.p_lower)
-    false_positives = int(np.sum(np.array(p_values) < LEVEL))
-    assert false_positives <= stats.binom.ppf(0.999, n_datasets, LEVEL), f"{false_positives} of {n_datasets} null p < {LEVEL}"
-
-
-def test_separation_trend_detects_a_group_that_sharpens_over_checkpoints():
-    d_mlp, d_model = 512, 128
-    group = np.arange(0, d_mlp, d_mlp // 20)
-    W_write = np.random.default_rng(41).standard_normal((d_mlp, d_model))
-    steps, strengths = [1, 2, 4, 8, 16, 32], [0.0, 0.1, 0.2, 0.4, 0.8, 1.6]
-    separations = [
-        group_alpha_test(_weights_with_planted_group(d_mlp, d_model, group, strength, 40 + i), W_write, group,
-                         n_null=200, k_fraction=K_FRACTION, seed=3, verdict_matrix="read",
-                         layer_context=False).read.separation
-        for i, strength in enumerate(strengths)
-    ]
-    trend = spearman_trend(separations, steps, n_permutations=2000, seed=0)
-    assert trend.rho > 0 and trend.p_value < LEVEL, f"separations {separations}: ρ {trend.rho}, p {trend.p_value}"
-
-
-# --- whole-layer ESD α (context) --------------------------------------------------------------
-
-def test_layer_esd_alpha_recovers_a_planted_power_law_esd():
-    density_exponent, d_mlp, d_model = 2.5, 512, 128
-    rng = np.random.default_rng(50)
-    esd = rng.pareto(density_exponent - 1, d_model) + 1.0
-    u, _ = np.linalg.qr(rng.standard_normal((d_mlp, d_model)))
-    v, _ = np.linalg.qr(rng.standard_normal((d_model, d_model)))
-    fit = layer_esd_alpha((u * np.sqrt(esd)) @ v.T)
-    assert fit.n_eigenvalues == d_model and 0 < fit.n_tail <= d_model
-    assert fit.alpha == pytest.approx(density_exponent, abs=4 * fit.sigma)
+def test_mlp_weights_name_their_matrices_and_write_norms():
+    """A gated MLP's rows: ``matrices`` lists gate, up, then write; ``write_norm`` is each write row's norm."""
+    rng = np.random.default_rng(40)
+    gate, up, write = (rng.standard_normal((8, 4)) for _ in range(3))
+    weights = MLPWeights(read={"gate": gate, "up": up}, write=write)
+    assert list(weights.matrices()) == ["gate", "up", "write"]
+    np.testing.assert_allclose(weights.write_norm, np.sqrt((write**2).sum(1)))
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -227,36 +190,32 @@ def test_layer_esd_alpha_recovers_a_planted_power_law_esd():
         (np.where(np.eye(5, 64) > 0, np.nan, 1.0) + np.arange(64), "NaN or inf"),
         (np.vstack([np.ones(64), np.random.default_rng(0).standard_normal((4, 64))]), "constant row"),
         (np.arange(64.0), r"\[\.\.\., n, d\]"),
+        (np.random.default_rng(0).standard_normal((2, 5, 64)), r"one group's rows \[n, d\]"),
     ],
 )
 def test_bad_rows_are_rejected(rows, message):
+    """Too few rows, too narrow, NaN, a constant row, a vector, a batch: ValueError."""
     with pytest.raises(ValueError, match=message):
         group_spectrum(rows)
 
 
-def test_bad_test_arguments_are_rejected():
-    rng = np.random.default_rng(0)
-    W = rng.standard_normal((128, 64))
-    ok = dict(n_null=10, k_fraction=K_FRACTION, seed=0, verdict_matrix="read", layer_context=False)
-    with pytest.raises(ValueError, match="both be"):
-        group_alpha_test(W, W[:, :32], np.arange(10), **ok)
-    with pytest.raises(ValueError, match="distinct indices"):
-        group_alpha_test(W, W, np.array([1, 1, 2, 3]), **ok)
-    with pytest.raises(ValueError, match="distinct indices"):
-        group_alpha_test(W, W, np.array([1, 2, 128]), **ok)
-    with pytest.raises(ValueError, match="integer"):
-        group_alpha_test(W, W, np.array([1.0, 2.0, 3.0]), **ok)
-    with pytest.raises(ValueError, match="at least 3"):
-        group_alpha_test(W, W, np.array([1, 2]), **ok)
-    with pytest.raises(ValueError, match="verdict_matrix"):
-        group_alpha_test(W, W, np.arange(10), **{**ok, "verdict_matrix": "llama"})
-    with pytest.raises(ValueError, match="k_fraction"):
-        group_alpha_test(W, W, np.arange(10), **{**ok, "k_fraction": 1.0})
-    with pytest.raises(ValueError, match="n_null"):
-        group_alpha_test(W, W, np.arange(10), **{**ok, "n_null": 0})
-    with pytest.raises(ValueError, match="NaN or inf"):
-        group_alpha_test(np.where(W > 3, np.nan, W), W, np.arange(10), **ok)
+def test_bad_estimator_and_null_arguments_are_rejected():
+    """Hill k outside [1, n), NaN eigenvalues, a k fraction outside (0, 1), and null groups that are
+    not an integer matrix of row indices in range: ValueError."""
+    W = np.random.default_rng(0).standard_normal((128, 64))
     with pytest.raises(ValueError, match="NaN or inf"):
         hill_alpha(np.array([3.0, np.nan, 1.0]), 1)
     with pytest.raises(ValueError, match="1 <= k < n"):
         hill_alpha(np.array([3.0, 2.0, 1.0]), 3)
+    with pytest.raises(ValueError, match="n >= 2"):
+        mle_alpha(np.array([3.0]))
+    with pytest.raises(ValueError, match="k_fraction"):
+        hill_k(10, 1.0)
+    with pytest.raises(ValueError, match="integer index array"):
+        null_hill_alphas(W, np.array([[1.0, 2.0, 3.0]]), K_FRACTION)
+    with pytest.raises(ValueError, match="integer index array"):
+        null_hill_alphas(W, np.arange(10), K_FRACTION)
+    with pytest.raises(ValueError, match=r"\[0, 128\)"):
+        null_hill_alphas(W, np.array([[1, 2, 128]]), K_FRACTION)
+    with pytest.raises(ValueError, match="must exceed the group size"):
+        null_hill_alphas(W, np.arange(64)[None], K_FRACTION)

@@ -214,6 +214,8 @@ def layer_partitions(x: np.ndarray, *, kind: GraphKind = "thresholded", threshol
     (``"thresholded"``) or the positive part of r at or above it (``"signed"``). Constant neurons
     are isolated nodes. Returns labels ``[n_seeds, d_mlp]``.
     """
+    if kind not in ("thresholded", "signed"):
+        raise ValueError(f"unknown graph kind {kind!r} for the layer's graph; use 'thresholded' or 'signed'")
     x = np.asarray(x, dtype=np.float64)
     sd = x.std(0)
     z = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)

@@ -73,12 +73,16 @@ def late_early_change(z: Sequence[Sequence[float]] | np.ndarray, boot: Sequence[
     ``z``: one array ``[n_checkpoints]`` per seed (standardised statistic, checkpoints in
     training order; lengths may differ between seeds); ``boot``: for a single seed, its joint
     bootstrap ``[n_resamples, n_checkpoints]`` (rows with NaN are dropped); ignored for several
-    seeds. ``steps``: each seed's training steps. Raises ValueError for non-finite ``z`` or a
-    single seed without bootstrap rows.
+    seeds. ``steps``: each seed's training steps. Raises ValueError for non-finite ``z``, steps
+    that do not match ``z`` (one vector per seed, one step per checkpoint) or a single seed
+    without bootstrap rows.
     """
     z = [np.asarray(v, dtype=float) for v in z]
     if not z or any(v.ndim != 1 or not np.all(np.isfinite(v)) for v in z):
         raise ValueError("z must be one finite vector [n_checkpoints] per seed")
+    if len(steps) != len(z) or any(np.shape(s) != v.shape for s, v in zip(steps, z)):
+        raise ValueError(f"steps must hold one training step per checkpoint of each seed, like z: got "
+                         f"{[np.shape(s) for s in steps]} for z of shapes {[v.shape for v in z]}")
     per_seed, spearman = [], []
     for v, s in zip(z, steps):
         early, late = early_late(v.size, fraction)
