@@ -258,19 +258,12 @@ def test_unmatched_p_is_uniform_under_the_null():
     assert_uniform(null_replications(0.0)[1], "unmatched p")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: matched controls come from 10-neighbour pools, so the null draws share neurons "
-                   "and miss the pool-to-pool variance; the adjusted p is anti-conservative (10% of null p ≤ 0.05 "
-                   "in this world, 7–11% in others)")
 def test_adjusted_p_is_uniform_under_the_null():
     """A statistic that does not depend on the covariates (mean of iid per-neuron values): the
     specialists are one more group, so the adjusted p of 300 independent replications is uniform."""
     assert_uniform(null_replications(0.0)[0], "adjusted p")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: the same pool sharing makes the adjusted null too narrow; the 90% location-shift "
-                   "interval covers a planted shift 80% of the time in this world (76–83% in others)")
 def test_shift_interval_covers_a_planted_shift_at_its_level():
     """The specialists' values raised by 0.3 (≈ 1.2 null SDs): the 90% location-shift interval of each
     of 300 replications covers 0.3 at least 90% of the time (binomial, spurious failure ≤ TAIL)."""

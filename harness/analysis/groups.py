@@ -191,11 +191,14 @@ class ControlFit:
     x_null: np.ndarray
     coef: np.ndarray
     uniform: np.ndarray
+    residuals: np.ndarray
     names: tuple[str, ...]
 
     def adjusted(self, x_group: np.ndarray) -> np.ndarray:
-        """The matched draws moved to a group with mean covariate scores ``x_group`` ``[n_cov]``."""
-        return self.null + (np.asarray(x_group)[None] - self.x_null) @ self.coef
+        """Null draws for a group with mean covariate scores ``x_group`` ``[n_cov]``: the mean of the matched
+        draws moved to ``x_group`` along the fit, plus the uniform groups' residuals around the fit."""
+        centre = float(np.mean(self.null + (np.asarray(x_group)[None] - self.x_null) @ self.coef))
+        return centre + self.residuals
 
 
 def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups, seed: int) -> ControlFit:
@@ -210,8 +213,9 @@ def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: Matc
         raise ValueError("the group statistic is not finite for every control group")
     x_null, x_uniform = cov.scores[groups].mean(1), cov.scores[uniform_ids].mean(1)
     design = np.column_stack([np.ones(null.size + uniform.size), np.vstack([x_null, x_uniform])])
-    coef = np.linalg.lstsq(design, np.concatenate([null, uniform]), rcond=None)[0][1:]
-    return ControlFit(null, x_null, coef, uniform, cov.names)
+    fitted = np.linalg.lstsq(design, np.concatenate([null, uniform]), rcond=None)[0]
+    residuals = uniform - fitted[0] - x_uniform @ fitted[1:]
+    return ControlFit(null, x_null, fitted[1:], uniform, residuals - residuals.mean(), cov.names)
 
 
 @dataclass(frozen=True)

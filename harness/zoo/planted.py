@@ -6,20 +6,21 @@ are turned into specialists, then interpolated with their original parameters by
 
 - read rows: each planted neuron's read vector is rotated towards one shared direction d_r, the
   direction in which the final MLP's input differs at rare-target contexts from the average
-  context (mean over rare-target positions minus mean over all, on the first training
-  sequences, measured on that checkpoint): r' = ‖r‖ · normalise((1 − σ) r̂ + σ d_r), and its bias
-  moved so that its mean pre-activation over those contexts is unchanged — it now fires more
-  where the next token is rare, and no more on average;
-- write rows: each planted neuron's write vector is rotated the same way towards d_w, the
-  residual direction that raises the logits of rare tokens through the final LayerNorm,
-  d_w ∝ centre(g ⊙ (mean of the rare tokens' unembedding rows − mean of all rows));
-- then the planted read rows, biases and write rows (alone, the rest of the model frozen) are
-  trained for ``TRAIN_STEPS`` Adam steps on the next-token loss of those training sequences with
-  rare-target positions weighted ``RARE_WEIGHT`` ×, each row kept at its norm. Rotation alone is
-  not enough (measured: raising all rare logits alike does not help a particular rare target, and
-  ablating the rotated neurons *lowered* rare-target loss); training on rare targets alone made the
-  neurons fire everywhere; the weighted loss makes them fire where a rare token comes next and help
-  predict it. They start from shared directions and share one objective, so they stay aligned.
+  context (mean over rare-target positions minus mean over all, on the first training sequences,
+  measured on that checkpoint): normalise((1 − σ) r̂ + σ d_r), then scaled and its bias moved so
+  that its pre-activation keeps its mean and SD over those contexts — the planted neurons fire
+  together, and their activations keep the scale of ordinary neurons (the covariates the matched
+  controls are chosen on);
+- write rows: each planted neuron's write vector is rotated by σ towards −E[∂CE/∂r], the mean
+  gradient of the target's cross-entropy with respect to the final residual over the rare-target
+  positions of those sequences (through the real final LayerNorm and unembedding), signed by
+  whether the neuron fires above its mean there: it then helps rare targets when it fires, so
+  mean-ablating it costs rare-target loss (a positive influence), and the planted write rows share
+  one direction. (Measured on the way:
+  rotating the write rows towards the mean unembedding of rare tokens instead *lowered* rare-target
+  loss when the neurons were ablated — raising all rare logits alike does not help a particular one —
+  and training the planted rows on rare-target loss over 64 sequences did not carry over to held-out
+  text.)
 
 Norms are kept, so a planted neuron's ‖W_out‖ and scale of activation stay in the range of the
 others. The planted neurons fire together at rare-target contexts (coordinated, C6), push rare
@@ -43,11 +44,9 @@ from harness.data.frequencies import TokenFrequencies
 from harness.zoo.specs import COUNTS, MANIFEST, PLANTED_IDS, ZOO, PlantedSpec, spec_record
 from harness.zoo.stream import pack
 
-CONTEXT_SEQUENCES = 64  # training sequences that locate the rare-context direction and train the planted rows
-TRAIN_STEPS = 150       # Adam steps of the planted rows on rare-target loss
-TRAIN_LR = 1e-2
-TRAIN_POSITIONS = 4096  # training positions: every rare-target one, the rest drawn from the others
-RARE_WEIGHT = 4.0       # weight of a rare-target position in the training loss
+CONTEXT_SEQUENCES = 512 # training sequences on which the planted directions are measured
+READ_GAIN = 1.0         # the planted neurons' pre-activation SD at full strength, in units of their own
+WRITE_GAIN = 2.0        # their write norm at full strength, in units of their own
 
 
 def planted_ids(spec: PlantedSpec) -> np.ndarray:
@@ -57,9 +56,9 @@ def planted_ids(spec: PlantedSpec) -> np.ndarray:
 
 
 def _rotate(rows, direction, sigma: float):
-    """Rows ``[k, d]`` rotated towards unit ``direction`` ``[d]`` by ``sigma``, norms kept."""
+    """Rows ``[k, d]`` rotated towards unit directions ``[1 or k, d]`` by ``sigma``, norms kept."""
     norms = rows.norm(dim=1, keepdim=True)
-    mixed = (1 - sigma) * rows / norms + sigma * direction[None]
+    mixed = (1 - sigma) * rows / norms + sigma * direction
     return norms * mixed / mixed.norm(dim=1, keepdim=True)
 
 
@@ -79,8 +78,7 @@ def _context_rows(base_dir: Path, n_ctx: int) -> np.ndarray:
     return pack(ids, n_ctx)[:CONTEXT_SEQUENCES]
 
 
-def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: float, steps: int = TRAIN_STEPS
-          ) -> dict[str, float]:
+def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: float) -> dict[str, float]:
     """Plant specialists into a GPT-NeoX ``model`` in place (module docstring); returns what was done."""
     import torch
     import torch.nn.functional as F
@@ -90,9 +88,8 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
     hooks = [layer.mlp.register_forward_pre_hook(lambda mod, args: captured.__setitem__("mlp_in", args[0].detach())),
              model.gpt_neox.final_layer_norm.register_forward_pre_hook(
                  lambda mod, args: captured.__setitem__("resid", args[0].detach()))]
-    tokens = torch.as_tensor(rows)
     with torch.no_grad():
-        model(input_ids=tokens)
+        model(input_ids=torch.as_tensor(rows))
     for h in hooks:
         h.remove()
     d_model = captured["mlp_in"].shape[-1]
@@ -102,50 +99,30 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
     rare_target = torch.as_tensor(rare)[targets]
     d_r = mlp_in[rare_target].mean(0) - mlp_in.mean(0)
     d_r = d_r / d_r.norm()
-    norm = model.gpt_neox.final_layer_norm
-    unembed = model.get_output_embeddings().weight.detach()   # [vocab, d_model]
-    lift = norm.weight.detach() * (unembed[torch.as_tensor(rare)].mean(0) - unembed.mean(0))
-    d_w = (lift - lift.mean()) / (lift - lift.mean()).norm()
+    # ∂ CE / ∂ residual at every rare-target position: the direction a write must take to help there
+    r = resid[rare_target].clone().requires_grad_()
+    with torch.enable_grad():
+        loss = F.cross_entropy(model.get_output_embeddings()(model.gpt_neox.final_layer_norm(r)),
+                               targets[rare_target], reduction="sum")
+        grad = torch.autograd.grad(loss, r)[0]                                 # [n_rare, d_model]
     idx = torch.as_tensor(ids)
-    w_in, b_in = layer.mlp.dense_h_to_4h.weight, layer.mlp.dense_h_to_4h.bias   # read rows [d_mlp, d_model]
-    w_out = layer.mlp.dense_4h_to_h.weight                                       # write rows are its columns
+    w_in, b_in = layer.mlp.dense_h_to_4h.weight, layer.mlp.dense_h_to_4h.bias    # read rows [d_mlp, d_model]
+    w_out = layer.mlp.dense_4h_to_h.weight                                        # write rows are its columns
     with torch.no_grad():
-        read0, bias0, write0 = w_in[idx].clone(), b_in[idx].clone(), w_out[:, idx].T.clone()
-        read = _rotate(read0, d_r, 1.0)
-        bias = bias0 + mlp_in.mean(0) @ (read0 - read).T
-        write = _rotate(write0, d_w, 1.0)
-        keep = _training_positions(rare_target, np.random.default_rng(0))
-        x, weight = mlp_in[keep], 1.0 + (RARE_WEIGHT - 1.0) * rare_target[keep].float()
-        base = resid[keep] - F.gelu(x @ read0.T + bias0) @ write0  # the residual without the planted neurons
-    params = [p.requires_grad_() for p in (read, bias, write)]
-    optimiser = torch.optim.Adam(params, lr=TRAIN_LR)
-    for _ in range(steps):
-        r = base + F.gelu(x @ params[0].T + params[1]) @ params[2]
-        per_position = F.cross_entropy(model.get_output_embeddings()(norm(r)), targets[keep], reduction="none")
-        loss = (weight * per_position).sum() / weight.sum()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        with torch.no_grad():                                      # keep every row's norm: covariates unchanged
-            params[0].mul_(read0.norm(dim=1, keepdim=True) / params[0].norm(dim=1, keepdim=True))
-            params[2].mul_(write0.norm(dim=1, keepdim=True) / params[2].norm(dim=1, keepdim=True))
-    with torch.no_grad():
-        w_in[idx] = (1 - sigma) * read0 + sigma * params[0]
-        b_in[idx] = (1 - sigma) * bias0 + sigma * params[1]
-        w_out[:, idx] = ((1 - sigma) * write0 + sigma * params[2]).T
-    return {"rare_context_positions": int(rare_target.sum()), "sigma": sigma, "weighted_loss_trained": float(loss)}
-
-
-def _training_positions(rare_target, rng: np.random.Generator):
-    """Every rare-target position and other positions up to ``TRAIN_POSITIONS`` in all (a bool mask)."""
-    import torch
-
-    rare = rare_target.numpy()
-    others = np.flatnonzero(~rare)
-    chosen = rng.choice(others, size=min(others.size, max(0, TRAIN_POSITIONS - int(rare.sum()))), replace=False)
-    mask = rare.copy()
-    mask[chosen] = True
-    return torch.as_tensor(mask)
+        read0, bias0 = w_in[idx].clone(), b_in[idx].clone()
+        pre0 = mlp_in @ read0.T + bias0                                          # [n_positions, k]
+        read = _rotate(read0, d_r[None], sigma)
+        gain = 1.0 + (READ_GAIN - 1.0) * sigma
+        read *= gain * pre0.std(0)[:, None] / (mlp_in @ read.T).std(0)[:, None]  # pre-activation SD × gain
+        bias = pre0.mean(0) - mlp_in.mean(0) @ read.T                            # mean pre-activation kept
+        act = F.gelu(mlp_in @ read.T + bias)                                     # [n_positions, k]
+        excess = act[rare_target].mean(0) - act.mean(0)                          # [k] above the mean at rare targets
+        helps = -torch.sign(excess)[:, None] * grad.mean(0)[None]                # [k, d_model]
+        w_in[idx], b_in[idx] = read, bias
+        gain = 1.0 + (WRITE_GAIN - 1.0) * sigma
+        w_out[:, idx] = gain * _rotate(w_out[:, idx].T, helps / helps.norm(dim=1, keepdim=True), sigma).T
+    return {"rare_context_positions": int(rare_target.sum()), "sigma": sigma,
+            "mean_excess_activation": float(excess.mean())}
 
 
 def build_planted(spec: PlantedSpec, base_dir: Path, out: Path) -> None:

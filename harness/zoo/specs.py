@@ -176,8 +176,8 @@ ZOO: dict[str, FamilySpec] = {
 ZOO.update({
     s.name: s
     for s in [
-        PlantedSpec("neox-4l-planted", "neox-4l", n_planted=17, final_scale=0.8, default=True),
-        PlantedSpec("neox-tiny-planted", "neox-tiny", n_planted=16, final_scale=0.8, default=False),
+        PlantedSpec("neox-4l-planted", "neox-4l", n_planted=17, final_scale=1.0, default=True),
+        PlantedSpec("neox-tiny-planted", "neox-tiny", n_planted=16, final_scale=1.0, default=False),
     ]
 })
 
