@@ -82,7 +82,7 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
     d_r = mlp_in[rare_target].mean(0) - mlp_in.mean(0)
     d_r = d_r / d_r.norm()
     g = model.gpt_neox.final_layer_norm.weight.detach()
-    unembed = model.embed_out.weight.detach()
+    unembed = model.get_output_embeddings().weight.detach()  # [vocab, d_model] (embed_out, or lm_head in transformers 5)
     lift = g * (unembed[torch.as_tensor(rare)].mean(0) - unembed.mean(0))
     d_w = lift - lift.mean()
     d_w = d_w / d_w.norm()
