@@ -20,6 +20,7 @@ from harness.data.evaldata import EvalSpec, TooFewPositionsError
 from harness.measure.study import StudyConfig
 from harness.records import run_metadata
 from harness.subjects import Subject, SubjectError, expand_subjects
+from harness.subjects.loading import vocabulary_sizes
 
 
 class StartupError(ValueError):
@@ -60,16 +61,6 @@ def check_startup(options: Mapping[str, Any], check_files: bool = True) -> dict[
     if check_files and options.get("token_counts"):
         check_token_counts(options["token_counts"], subjects)
     return settings
-
-
-def vocabulary_sizes(subject: Subject) -> tuple[int, int]:
-    """(tokenizer length, unembedding rows) of a subject, read without loading weights."""
-    from harness.subjects import loading
-
-    if subject.kind == "hub":
-        return (50277, 50304) if subject.family.startswith("pythia-") else (50257, 50257)
-    rows = int(loading.model_config(subject)["vocab_size"])
-    return len(loading.load_tokenizer(subject)), rows
 
 
 def check_token_counts(path: str, subjects: list[Subject]) -> None:

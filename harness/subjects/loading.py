@@ -147,6 +147,25 @@ def model_config(subject: Subject | str) -> dict[str, Any]:
     return AutoConfig.from_pretrained(str(subject.hub_name), revision=subject.revision).to_dict()
 
 
+HUB_VOCABULARY = {"pythia-": (50277, 50304), "gpt2": (50257, 50257)}
+"""(tokenizer ids, unembedding rows) of the hub families, by family-name prefix."""
+
+
+def vocabulary_sizes(subject: Subject | str) -> tuple[int, int]:
+    """(tokenizer ids, unembedding rows) of a subject, read without loading weights or building anything.
+
+    Hub families have known sizes (``HUB_VOCABULARY``); a zoo family's tokenizer and unembedding both
+    hold its spec's ``vocab_size``; a local directory's come from its tokenizer and ``config.json``.
+    """
+    subject = as_subject(subject)
+    if subject.kind == "hub":
+        return next(sizes for prefix, sizes in HUB_VOCABULARY.items() if subject.family.startswith(prefix))
+    if subject.kind == "zoo":
+        size = _zoo.get_spec(subject.family[4:]).vocab_size
+        return size, size
+    return len(load_tokenizer(subject)), int(model_config(subject)["vocab_size"])
+
+
 def architecture(subject: Subject | str) -> str:
     """The Hugging Face ``model_type`` of a subject (``gpt_neox``, ``gpt2``, ``llama``, …)."""
     subject = as_subject(subject)
