@@ -4,6 +4,9 @@ measurements ask (layers, parallel blocks, context, vocabulary)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +16,11 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from harness import zoo
+from harness.claims import CLAIMS
+from harness.claims.runner import Session, Target
+from harness.claims.settings import load_settings
+from harness.measure.cache import MeasurementCache
+from harness.measure.study import StudyConfig
 from harness.subjects import expand_subjects, parse_subject
 from harness.subjects.identity import subject_identity
 from harness.subjects.loading import (
@@ -115,8 +123,54 @@ def test_subject_identity_hashes_the_weights(dirs: dict[str, Path], tmp_path: Pa
     assert subject_identity(f"hf:{copy}")["weights_sha256"] == subject_identity(f"hf:{dirs['gpt2']}")["weights_sha256"]
     tiny_model("gpt2", seed=2).save_pretrained(copy)
     assert subject_identity(f"hf:{copy}")["weights_sha256"] != subject_identity(f"hf:{dirs['gpt2']}")["weights_sha256"]
-    hub = subject_identity("pythia-70m@step1000")
-    assert hub == {"spec": "pythia-70m@step1000", "revision": "step1000", "weights_sha256": None}
+    with pytest.raises(FileNotFoundError, match="holds no complete set of weight files"):
+        subject_identity(f"hf:{shutil.copytree(dirs['gpt2'], tmp_path / 'bare', ignore=shutil.ignore_patterns('*.safetensors'))}")
+
+
+def _cache_revision(cache: Path, repo: str, revision: str, commit: str, files: dict[str, Path]) -> None:
+    """Files put into the Hugging Face cache layout: ``blobs/<sha256>``, ``snapshots/<commit>/<name>`` linking
+    to the blob, ``refs/<revision>`` naming the commit."""
+    repo_dir = cache / f"models--{repo.replace('/', '--')}"
+    for name, source in files.items():
+        blob = repo_dir / "blobs" / hashlib.sha256(source.read_bytes()).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, blob)
+        link = repo_dir / "snapshots" / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / revision).write_text(commit)
+
+
+def test_hub_identity_hashes_the_cached_revision(dirs: dict[str, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub checkpoint is hashed from the local Hugging Face cache (never downloaded): None until its
+    weights are there, then the same hash as the same files in a local directory — so two revisions
+    holding the same weights (Pythia's duplicated steps) are one checkpoint to a sweep."""
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo, local = "EleutherAI/pythia-70m", dirs["neox"] / "step4"
+    config, weights = {"config.json": local / "config.json"}, {"model.safetensors": local / "model.safetensors"}
+    assert subject_identity("pythia-70m@step1000") == {"spec": "pythia-70m@step1000", "revision": "step1000",
+                                                       "weights_sha256": None}
+    _cache_revision(tmp_path / "hub", repo, "step1000", "a" * 40, config)  # the config alone: weights not fetched
+    assert subject_identity("pythia-70m@step1000")["weights_sha256"] is None
+    _cache_revision(tmp_path / "hub", repo, "step1000", "a" * 40, weights)
+    digest = subject_identity("pythia-70m@step1000")["weights_sha256"]
+    assert digest == subject_identity(f"hf:{dirs['neox']}@step4")["weights_sha256"]
+    _cache_revision(tmp_path / "hub", repo, "step2000", "b" * 40, {**config, **weights})
+    assert subject_identity("pythia-70m@step2000")["weights_sha256"] == digest
+    _cache_revision(tmp_path / "hub", repo, "step3000", "c" * 40, {**config, **weights})
+    index = tmp_path / "model.safetensors.index.json"  # a sharded revision with a shard not yet downloaded
+    index.write_text(json.dumps({"weight_map": {"a": "model.safetensors", "b": "model-2.safetensors"}}))
+    _cache_revision(tmp_path / "hub", repo, "step3000", "c" * 40, {index.name: index})
+    assert subject_identity("pythia-70m@step3000")["weights_sha256"] is None
+
+    subjects = tuple(parse_subject(f"pythia-70m@step{s}") for s in (1000, 2000, 3000))
+    settings = load_settings()
+    session = Session(settings, StudyConfig(), MeasurementCache(None))
+    trajectory = session.trajectory(Target(CLAIMS["C4"], "pythia-70m@*", subjects, ("pythia-70m",)))
+    assert trajectory.duplicates == {"pythia-70m@step2000": "pythia-70m@step1000"}
+    assert [s.label for s in trajectory.checkpoints] == ["pythia-70m@step1000", "pythia-70m@step3000"]
 
 
 def test_zoo_checkpoints_load_through_the_same_path(tiny_zoo) -> None:
