@@ -1,9 +1,10 @@
 """Start-up checks shared by pytest and ``harness check``: bad input stops a run with one line, before any work.
 
 ``check_startup(options)`` validates the settings (unknown, mistyped, out of range), the claim
-ids, the subjects, the evaluation-data options and a token-count file; ``check_data(subjects,
-config)`` builds the zoo families the run names and checks that every local subject's
-evaluation data reach ``min_rare_positions`` (growing them first). Every failure is a
+ids, the subjects, the evaluation-data options and a token-count file (its length against each
+subject's tokenizer and unembedding, without building anything); ``check_data(subjects, config)``,
+run once the zoo families are built, checks that every local or zoo subject's evaluation data can
+be built and reach ``min_rare_positions`` (growing them first). Every failure is a
 ``StartupError`` whose message is one line.
 """
 
@@ -79,7 +80,8 @@ def check_token_counts(path: str, subjects: list[Subject]) -> None:
 
 
 def check_data(subjects: list[Subject], config: StudyConfig) -> None:
-    """Every local or zoo family's evaluation data reach ``min_rare_positions`` (after growing)."""
+    """Every local or zoo family's evaluation data can be built (frequencies found, sequences within the
+    context) and reach ``min_rare_positions`` (after growing)."""
     from harness.measure.cache import MeasurementCache
     from harness.measure.study import Study
 
@@ -88,6 +90,9 @@ def check_data(subjects: list[Subject], config: StudyConfig) -> None:
         try:
             study.selection
         except TooFewPositionsError as err:
+            raise StartupError(f"{subject.spec}: {_one_line(err)} (the data grew to {study.n_sequences} sequences; "
+                               f"max_eval_sequences = {config.max_eval_sequences})") from None
+        except (ValueError, OSError) as err:
             raise StartupError(f"{subject.spec}: {_one_line(err)}") from None
 
 

@@ -21,14 +21,16 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
-from transformer_lens.model_bridge import TransformerBridge
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from harness import zoo as _zoo
 from harness.subjects.grammar import Subject, parse_subject
+
+if TYPE_CHECKING:  # imported where used: transformer_lens takes seconds to import, start-up errors must not wait
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import PreTrainedTokenizerBase
 
 REQUIRED_HOOKS = ("blocks.{layer}.mlp.hook_post", "blocks.{layer}.attn.hook_z", "ln_final.hook_in")
 
@@ -96,11 +98,13 @@ def _source(subject: Subject) -> tuple[str, str | None, contextlib.AbstractConte
     return str(directory), None, _offline()
 
 
-def load_tokenizer(subject: Subject | str) -> PreTrainedTokenizerBase:
+def load_tokenizer(subject: Subject | str) -> "PreTrainedTokenizerBase":
     """The subject's own tokenizer as saved; callers decide BOS explicitly (``prepend_bos``).
 
     Local subjects load offline from their directory; hub subjects at their revision.
     """
+    from transformers import AutoTokenizer
+
     name, revision, context = _source(as_subject(subject))
     with context:
         return AutoTokenizer.from_pretrained(name, revision=revision)
@@ -108,7 +112,7 @@ def load_tokenizer(subject: Subject | str) -> PreTrainedTokenizerBase:
 
 def load_model(
     subject: Subject | str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> TransformerBridge:
+) -> "TransformerBridge":
     """Load the subject as a TransformerBridge in eval mode, with its tokenizer attached.
 
     Hub subjects load through TransformerLens from the hub at revision ``step{N}``; local
@@ -116,6 +120,8 @@ def load_model(
     ``TransformerBridge.boot_transformers`` call. Raises RuntimeError if a hook the
     measurements need (``REQUIRED_HOOKS``) is missing.
     """
+    from transformer_lens.model_bridge import TransformerBridge
+
     subject = as_subject(subject)
     _quiet_transformers()
     name, revision, context = _source(subject)
