@@ -69,7 +69,7 @@ def _cli_arguments(args: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_pytest_refuses_bad_input_before_collection(case, case_files):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}  # RARE_ZOO_DIR: set by tiny_zoo
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # RARE_ZOO_DIR: tiny_zoo
     proc = subprocess.run([sys.executable, "-m", "pytest", "claims/", *_arguments(case, case_files)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
