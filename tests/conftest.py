@@ -36,6 +36,26 @@ def train_texts(n_documents: int) -> tuple[str, ...]:
     return tuple(d.text for d in corpus.split_documents(corpus.documents())[0][:n_documents])
 
 
+# Where each architecture keeps the parts tests read, as attribute paths from the Hugging Face model.
+_PARTS = {
+    "gpt_neox": {"layers": "gpt_neox.layers", "final_norm": "gpt_neox.final_layer_norm",
+                 "attn_out": "attention.dense", "mlp_in": "mlp.dense_h_to_4h", "mlp_out": "mlp.dense_4h_to_h"},
+    "gpt2": {"layers": "transformer.h", "final_norm": "transformer.ln_f", "attn_out": "attn.c_proj",
+             "mlp_in": "mlp.c_fc", "mlp_out": "mlp.c_proj"},
+    "gated": {"layers": "model.layers", "final_norm": "model.norm", "attn_out": "self_attn.o_proj",
+              "mlp_gate": "mlp.gate_proj", "mlp_in": "mlp.up_proj", "mlp_out": "mlp.down_proj"},
+}
+
+
+def hf_module(hf, part: str, layer: int | None = None) -> torch.nn.Module:
+    """A part of a Hugging Face causal LM: ``final_norm``, or in block ``layer`` ``attn_out`` (input
+    ``[batch, pos, n_heads · d_head]``, head-major), ``mlp_in``, ``mlp_gate`` (gated MLPs; ``mlp_in`` is
+    their up projection) or ``mlp_out`` (input: the post-activations ``[batch, pos, d_mlp]``)."""
+    paths = _PARTS.get(hf.config.model_type, _PARTS["gated"])
+    path = paths[part] if layer is None else f"{paths['layers']}.{layer % hf.config.num_hidden_layers}.{paths[part]}"
+    return functools.reduce(getattr, path.split("."), hf)
+
+
 def _n_documents(vocab_size: int) -> int:
     """Train documents a tokenizer of ``vocab_size`` types learns from (40 reach a few hundred types)."""
     return 40 if vocab_size <= 512 else 100
@@ -138,12 +158,6 @@ def tiny_tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tokenizer_of_size() -> Callable:
-    """``tokenizer_of_size(vocab_size)``: a BPE tokenizer of that many types trained on the corpus (cached)."""
-    return _tokenizer
-
-
-@pytest.fixture(scope="session")
 def tiny_model() -> Callable:
     """``tiny_model(arch, vocab_size=…, seed=…, perturb=…, **sizes)``: see ``make_tiny_model``."""
     return make_tiny_model
@@ -165,6 +179,12 @@ def model_family() -> Callable:
 def training() -> Callable:
     """``training(model, tokens, steps, lr=…)``: a few Adam updates (see ``train_steps``)."""
     return train_steps
+
+
+@pytest.fixture(scope="session")
+def hf_part() -> Callable:
+    """``hf_part(hf, part, layer=None)``: see ``hf_module``."""
+    return hf_module
 
 
 @pytest.fixture(scope="module")

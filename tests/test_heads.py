@@ -27,31 +27,17 @@ def sizes(tiny_tokenizer, tiny_model) -> dict[str, int]:
             "d_head": cfg.n_embd // cfg.n_head}
 
 
-def out_proj(hf: torch.nn.Module, layer: int) -> torch.nn.Module:
-    """The attention output projection (input ``[batch, pos, n_heads * d_head]``, head-major)."""
-    if hf.config.model_type == "gpt_neox":
-        return hf.gpt_neox.layers[layer].attention.dense
-    if hf.config.model_type == "gpt2":
-        return hf.transformer.h[layer].attn.c_proj
-    return hf.model.layers[layer].self_attn.o_proj
-
-
-def final_norm(hf: torch.nn.Module) -> torch.nn.Module:
-    if hf.config.model_type == "gpt_neox":
-        return hf.gpt_neox.final_layer_norm
-    return hf.transformer.ln_f if hf.config.model_type == "gpt2" else hf.model.norm
-
-
-def plant_routing_head(hf: torch.nn.Module, head: int, d_head: int, scale: float) -> None:
-    """Scale one final-layer head's output weights and sharpen the logits (final norm gain)."""
+def plant_routing_head(hf: torch.nn.Module, part, head: int, d_head: int, scale: float) -> None:
+    """Scale one final-layer head's output weights and sharpen the logits (final norm gain);
+    ``part`` is the ``hf_part`` fixture."""
     columns = slice(head * d_head, (head + 1) * d_head)
     with torch.no_grad():
-        weight = out_proj(hf, hf.config.num_hidden_layers - 1).weight
+        weight = part(hf, "attn_out", -1).weight
         if hf.config.model_type == "gpt2":  # Conv1D weight is [in, out]
             weight[columns] *= scale
         else:
             weight[:, columns] *= scale
-        final_norm(hf).weight *= scale
+        part(hf, "final_norm").weight *= scale
 
 
 @pytest.fixture(scope="module")
@@ -80,28 +66,18 @@ def masks(tokens: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor]
     return rare, common
 
 
-def write_proj(hf: torch.nn.Module, layer: int) -> torch.nn.Module:
-    """The MLP's output projection, whose input is the post-activations ``[batch, pos, d_mlp]``."""
-    if hf.config.model_type == "gpt_neox":
-        return hf.gpt_neox.layers[layer].mlp.dense_4h_to_h
-    if hf.config.model_type == "gpt2":
-        return hf.transformer.h[layer].mlp.c_proj
-    return hf.model.layers[layer].mlp.down_proj
-
-
-def reference(hf, tokens, rare, common, layers, ablation, specialists, n_heads, d_head) -> dict[str, np.ndarray]:
+def reference(hf, part, tokens, rare, common, layers, ablation, specialists, n_heads, d_head) -> dict[str, np.ndarray]:
     """Hand-written ablation on the plain HF model: overwrite a head's slice of the attention
     output projection's input at positions >= 1 (mean over those positions, or zero); the specialists'
-    activations are the final MLP output projection's input."""
-    last = hf.config.num_hidden_layers - 1
+    activations are the final MLP output projection's input. ``part`` is the ``hf_part`` fixture."""
 
     def run(layer=None, pre_hook=None):
         """Per-position target CE [n, seq − 1] and the specialists' activations [n, seq, n_spec]."""
         seen = {}
-        handles = [write_proj(hf, last).register_forward_pre_hook(
+        handles = [part(hf, "mlp_out", -1).register_forward_pre_hook(
             lambda mod, args: seen.__setitem__("post", args[0][..., specialists].double()))]
         if pre_hook is not None:
-            handles.append(out_proj(hf, layer).register_forward_pre_hook(pre_hook))
+            handles.append(part(hf, "attn_out", layer).register_forward_pre_hook(pre_hook))
         with torch.no_grad():
             logits = hf(tokens).logits
         for handle in handles:
@@ -115,8 +91,8 @@ def reference(hf, tokens, rare, common, layers, ablation, specialists, n_heads, 
                 for g, mask in (("rare", rare), ("common", common)) for m, v in (("ce", ce), (name, act))}
 
     captured = {}
-    handles = [out_proj(hf, L).register_forward_pre_hook(lambda mod, args, L=L: captured.__setitem__(L, args[0].clone()))
-               for L in layers]
+    handles = [part(hf, "attn_out", L).register_forward_pre_hook(
+        lambda mod, args, L=L: captured.__setitem__(L, args[0].clone())) for L in layers]
     clean_ce, clean_act = run()
     for handle in handles:
         handle.remove()
@@ -142,13 +118,14 @@ def reference(hf, tokens, rare, common, layers, ablation, specialists, n_heads, 
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("ablation", ["mean", "zero"])
-def test_hook_ablation_equals_hand_written_reference(model_dirs, sizes, arch, ablation):
+def test_hook_ablation_equals_hand_written_reference(model_dirs, sizes, hf_part, arch, ablation):
     tokens, rare, common = data(sizes)
     specialists = [3, 17, 40]
     got = head_ablation(bridge(model_dirs[arch]), tokens, rare, common, layers=[0, 1], specialists=specialists,
                         ablation=ablation, batch_size=7)
     hf = AutoModelForCausalLM.from_pretrained(model_dirs[arch], attn_implementation="eager").eval()
-    want = reference(hf, tokens, rare, common, [0, 1], ablation, specialists, sizes["n_heads"], sizes["d_head"])
+    want = reference(hf, hf_part, tokens, rare, common, [0, 1], ablation, specialists, sizes["n_heads"],
+                     sizes["d_head"])
     assert set(want) <= set(got)
     for key, value in want.items():
         np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
@@ -206,7 +183,7 @@ def test_ablation_edits_only_the_ablated_head(model_dirs, sizes, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_planted_routing_head_breaks_the_single_head_bound(tmp_path, sizes, tiny_model, save_model, arch):
+def test_planted_routing_head_breaks_the_single_head_bound(tmp_path, sizes, tiny_model, save_model, hf_part, arch):
     """One final-layer head carries the prediction of data sampled from the planted model:
     ablating it raises the rare-target loss far above C7's single-head bound; the unplanted
     model, on the same data, stays inside the bound."""
@@ -214,7 +191,7 @@ def test_planted_routing_head_breaks_the_single_head_bound(tmp_path, sizes, tiny
     level = 1 - 2 * SETTINGS["alpha"].default
     planted_head, last = 2, sizes["n_layers"] - 1
     hf = tiny_model(arch)
-    plant_routing_head(hf, planted_head, sizes["d_head"], scale=30.0)
+    plant_routing_head(hf, hf_part, planted_head, sizes["d_head"], scale=30.0)
     g = torch.Generator().manual_seed(1)
     tokens = torch.zeros(24, 1, dtype=torch.long)
     with torch.no_grad():

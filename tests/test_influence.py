@@ -115,15 +115,11 @@ def _sample_neurons(delta: torch.Tensor, n_random: int = 3) -> list[int]:
 # ---------------------------------------------------------------- the exactness tests
 
 
-def test_final_readout_matches_hf_modules(subject):
+def test_final_readout_matches_hf_modules(subject, hf_part):
     ro = final_readout(subject["bridge"])
     hf = subject["bridge"].original_model
-    if subject["arch"] == "gpt_neox":
-        ln, w_out = hf.gpt_neox.final_layer_norm, hf.gpt_neox.layers[-1].mlp.dense_4h_to_h.weight.T
-    elif subject["arch"] == "gpt2":
-        ln, w_out = hf.transformer.ln_f, hf.transformer.h[-1].mlp.c_proj.weight  # Conv1D: [in, out]
-    else:
-        ln, w_out = hf.model.norm, hf.model.layers[-1].mlp.down_proj.weight.T
+    ln, w_out = hf_part(hf, "final_norm"), hf_part(hf, "mlp_out", -1).weight
+    w_out = w_out if subject["arch"] == "gpt2" else w_out.T  # GPT-2's Conv1D weight is [in, out]
     torch.testing.assert_close(ro.W_out, w_out, rtol=0, atol=0)
     if subject["arch"] in ("gpt_neox", "gpt2"):
         assert ro.centre and ro.eps == ln.eps

@@ -13,7 +13,7 @@ from pathlib import Path
 import huggingface_hub.constants as hub_constants
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM
 
 from harness import zoo
 from harness.claims import CLAIMS
@@ -58,16 +58,8 @@ def _tokens(spec: str) -> torch.Tensor:
     return torch.tensor([[tokenizer.bos_token_id, *tokenizer(TEXT, add_special_tokens=False).input_ids]])
 
 
-def _final_norm(hf: PreTrainedModel) -> torch.nn.Module:
-    if hf.config.model_type == "gpt_neox":
-        return hf.gpt_neox.final_layer_norm
-    if hf.config.model_type == "gpt2":
-        return hf.transformer.ln_f
-    return hf.model.norm  # Llama, Gemma
-
-
 @pytest.mark.parametrize("which", ["neox@step4", *PLAIN])
-def test_bridge_matches_hugging_face(dirs: dict[str, Path], which: str) -> None:
+def test_bridge_matches_hugging_face(dirs: dict[str, Path], hf_part, which: str) -> None:
     name, _, revision = which.partition("@")
     spec = f"hf:{dirs[name]}" + (f"@{revision}" if revision else "")
     bridge = load_model(spec)
@@ -78,7 +70,7 @@ def test_bridge_matches_hugging_face(dirs: dict[str, Path], which: str) -> None:
         logits, cache = bridge.run_with_cache(tokens, names_filter=hooks)
         expected = hf(tokens).logits
         # the bridge keeps the real final norm: unembedding its input by hand gives the logits
-        by_hand = hf.get_output_embeddings()(_final_norm(hf)(cache["ln_final.hook_in"]))
+        by_hand = hf.get_output_embeddings()(hf_part(hf, "final_norm")(cache["ln_final.hook_in"]))
     assert not any(m.training for m in bridge.modules())
     assert (logits - expected).abs().max().item() <= TOLERANCE
     assert (by_hand - expected).abs().max().item() <= TOLERANCE

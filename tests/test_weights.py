@@ -29,22 +29,26 @@ def tiny(request, tmp_path_factory, one_thread, tiny_model, save_model, tiny_tok
     return request.param, bridge, bridge.original_model, tiny_tokenizer
 
 
-def _hf_rows(arch: str, hf) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The final MLP's read rows by name and its write rows [d_mlp, d_model], from the raw HF modules."""
-    if arch == "gpt_neox":  # nn.Linear: dense_h_to_4h.weight [d_mlp, d_model], dense_4h_to_h.weight [d_model, d_mlp]
-        mlp = hf.gpt_neox.layers[-1].mlp
-        return {"read": mlp.dense_h_to_4h.weight}, mlp.dense_4h_to_h.weight.T
-    if arch == "gpt2":  # Conv1D: c_fc.weight [d_model, d_mlp], c_proj.weight [d_mlp, d_model]
-        mlp = hf.transformer.h[-1].mlp
-        return {"read": mlp.c_fc.weight.T}, mlp.c_proj.weight
-    mlp = hf.model.layers[-1].mlp  # nn.Linear without bias: gate/up_proj [d_mlp, d_model], down_proj [d_model, d_mlp]
-    return {"gate": mlp.gate_proj.weight, "up": mlp.up_proj.weight}, mlp.down_proj.weight.T
+def _hf_rows(hf, part) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The final MLP's read rows by name and its write rows, each [d_mlp, d_model], from the raw HF modules
+    (``part`` is the ``hf_part`` fixture)."""
+    conv1d = hf.config.model_type == "gpt2"
+
+    def rows(name: str, neuron_is_output: bool) -> torch.Tensor:
+        """nn.Linear stores [out, in], GPT-2's Conv1D [in, out]; rows are one per neuron."""
+        w = part(hf, name, -1).weight
+        return w if neuron_is_output != conv1d else w.T
+
+    write = rows("mlp_out", neuron_is_output=False)
+    if hf.config.model_type in ("gpt_neox", "gpt2"):
+        return {"read": rows("mlp_in", True)}, write
+    return {"gate": rows("mlp_gate", True), "up": rows("mlp_in", True)}, write
 
 
-def test_rows_are_the_hf_tensors(tiny):
-    arch, bridge, hf, _ = tiny
+def test_rows_are_the_hf_tensors(tiny, hf_part):
+    _, bridge, hf, _ = tiny
     w = final_mlp_weights(bridge)
-    read_hf, write_hf = _hf_rows(arch, hf)
+    read_hf, write_hf = _hf_rows(hf, hf_part)
     d = (bridge.cfg.d_mlp, bridge.cfg.d_model)
     assert list(w.read) == list(read_hf) and w.write.shape == d
     for name, rows in read_hf.items():

@@ -3,15 +3,15 @@
 Why TransformerBridge and not HookedTransformer: TransformerLens 4.3 no longer ships
 ``HookedTransformer`` at all — ``TransformerBridge`` is its only model class. The bridge
 wraps the unmodified Hugging Face module, so its logits equal the Hugging Face model's to
-float precision (checked in tests/test_loading.py for GPT-NeoX and GPT-2), and the real
-final LayerNorm stays in place: we do not call ``enable_compatibility_mode()``, whose
-LayerNorm folding and weight centring would change the very geometry (final LayerNorm
-scale, unembedding directions) that neuron-influence measurements depend on. The same
+float precision (checked in tests/test_loading.py for GPT-NeoX, GPT-2, Llama and Gemma), and
+the real final norm (LayerNorm or RMSNorm) stays in place: we do not call
+``enable_compatibility_mode()``, whose norm folding and weight centring would change the very
+geometry (final norm scale, unembedding directions) that neuron-influence measurements depend on. The same
 ``boot_transformers`` call loads a hub Pythia checkpoint (``revision="step{N}"``), a local
 directory and a zoo checkpoint, so the embedded zoo exercises exactly the code path a real
 hub model takes; and the bridge exposes the hooks the measurements read
 (``blocks.{L}.mlp.hook_post`` for neurons, ``blocks.{L}.attn.hook_z`` for heads,
-``ln_final.hook_in`` for the residual stream before the final LayerNorm), which
+``ln_final.hook_in`` for the residual stream before the final norm), which
 ``load_model`` verifies are present.
 """
 
