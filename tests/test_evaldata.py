@@ -1,9 +1,10 @@
-"""Evaluation data: position filters, rare/common conditioning, matched selections, bad input."""
+"""Evaluation data: drawn windows, position filters, rare/common conditioning, matched selections, bad input."""
 
 import numpy as np
 import pytest
 
-from harness.data.evaldata import EvalData, EvalSpec, TooFewPositionsError, select_positions, valid_positions
+from harness.data.evaldata import (EvalData, EvalSpec, TooFewPositionsError, build_eval_data, select_positions,
+                                   token_stream, valid_positions)
 
 BOS = 0
 
@@ -73,3 +74,26 @@ def test_too_few_rare_positions_is_a_clear_error():
 def test_bad_eval_spec(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EvalSpec(**kwargs)
+
+
+class _Words:
+    """A tokenizer of whitespace-separated integers (ids are the numbers themselves)."""
+
+    @staticmethod
+    def encode(text, add_special_tokens=False):
+        return [int(w) for w in text.split()]
+
+
+def test_sequences_are_non_overlapping_windows_of_the_document_stream():
+    texts = [" ".join(str(i) for i in range(1 + 10 * d, 10 * (d + 1))) for d in range(6)]  # 6 documents of 9 ids
+    stream = token_stream(texts, _Words(), eos_id=BOS)
+    assert stream.tolist() == [i for t in texts for i in [*map(int, t.split()), BOS]] and stream.dtype == np.int64
+    data = build_eval_data(stream, EvalSpec(n_sequences=5, seq_len=7, seed=3), bos_id=BOS, special_ids=(BOS,))
+    assert data.tokens.shape == (5, 7) and (data.tokens[:, 0] == BOS).all()
+    windows = {tuple(stream[s:s + 6]) for s in range(0, stream.size - 5, 6)}
+    assert {tuple(row[1:]) for row in data.tokens} <= windows and len({tuple(r) for r in data.tokens}) == 5
+    assert not data.valid[data.targets == BOS].any() and not data.valid[data.tokens == BOS].any()
+    again = build_eval_data(stream, EvalSpec(n_sequences=5, seq_len=7, seed=3), bos_id=BOS, special_ids=(BOS,))
+    assert again.fingerprint == data.fingerprint
+    with pytest.raises(ValueError, match=r"room for 10 sequences of 7, but 11 were asked for"):
+        build_eval_data(stream, EvalSpec(n_sequences=11, seq_len=7), bos_id=BOS, special_ids=(BOS,))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.data import corpus
-from harness import zoo
+from harness.zoo.builder import train_tokenizer
 from harness.data.frequencies import (
     COMMON_FRACTION,
     LONGTAIL_FRACTION,
@@ -51,8 +51,10 @@ def test_from_npy_validates_the_file(tmp_path):
     good = tmp_path / "counts.npy"
     np.save(good, np.arange(10, dtype=np.int64))
     assert TokenFrequencies.from_npy(good, 10).counts.tolist() == list(range(10))
-    with pytest.raises(ValueError, match=r"shape \(10,\); expected \(12,\)"):
+    with pytest.raises(ValueError, match=r"shape \(10,\); expected .*\(12,\) unembedding rows$"):
         TokenFrequencies.from_npy(good, 12)
+    with pytest.raises(ValueError, match=r"\(12,\) unembedding rows or \(11,\) tokenizer ids"):
+        TokenFrequencies.from_npy(good, 12, tokenizer_size=11)
     garbage = tmp_path / "garbage.npy"
     garbage.write_bytes(b"not a numpy file")
     with pytest.raises(ValueError, match="cannot read token counts"):
@@ -67,6 +69,20 @@ def test_from_npy_validates_the_file(tmp_path):
         TokenFrequencies.from_npy(negative, 10)
     with pytest.raises(ValueError, match="cannot read"):
         TokenFrequencies.from_npy(tmp_path / "missing.npy", 10)
+
+
+def test_counts_of_tokenizer_length_are_padded_to_the_unembedding(tmp_path):
+    """Pythia: 50,277 tokenizer ids, 50,304 unembedding rows. Counts of either length give the same
+    frequencies: the rows no token reaches have count 0 (and so are among the rare types)."""
+    tokenizer_counts = np.random.default_rng(0).poisson(50.0, 50277) + 1
+    short, full = tmp_path / "short.npy", tmp_path / "full.npy"
+    np.save(short, tokenizer_counts)
+    np.save(full, np.concatenate([tokenizer_counts, np.zeros(27, dtype=tokenizer_counts.dtype)]))
+    padded = TokenFrequencies.from_npy(short, 50304, tokenizer_size=50277)
+    assert padded.vocab_size == 50304 and (padded.counts[50277:] == 0).all()
+    assert np.array_equal(padded.counts, TokenFrequencies.from_npy(full, 50304, tokenizer_size=50277).counts)
+    assert padded.longtail_50()[50277:].all() and not padded.common()[50277:].any()
+    assert TokenFrequencies.from_npy(short, 50277, tokenizer_size=50277).vocab_size == 50277
 
 
 def test_probabilities_are_add_one_smoothed():
@@ -141,7 +157,7 @@ def test_sliding_slopes_match_per_window_least_squares():
 
 def test_from_texts_counts_with_the_subject_tokenizer():
     texts = [d.text for d in corpus.documents()[:40]]
-    tokenizer = zoo.train_tokenizer(texts, 512)
+    tokenizer = train_tokenizer(texts, 512)
     freqs = TokenFrequencies.from_texts(texts, tokenizer)
     expected = np.zeros(512, dtype=np.int64)
     for text in texts:
@@ -150,11 +166,3 @@ def test_from_texts_counts_with_the_subject_tokenizer():
     assert TokenFrequencies.from_texts(texts, tokenizer, vocab_size=520).vocab_size == 520
     with pytest.raises(ValueError, match="vocab_size"):
         TokenFrequencies.from_texts(texts, tokenizer, vocab_size=100)
-
-
-def test_for_zoo_reads_the_exact_training_counts(tmp_path):
-    freqs = TokenFrequencies.for_zoo("gpt2-tiny", root=tmp_path)
-    manifest = (tmp_path / "gpt2-tiny" / zoo.MANIFEST).read_text()
-    assert freqs.vocab_size == zoo.ZOO["gpt2-tiny"].vocab_size
-    assert f'"train_stream_tokens": {freqs.total}' in manifest
-    assert freqs.counts[zoo.BOS_ID] > 0  # every document starts with BOS

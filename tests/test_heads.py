@@ -1,196 +1,180 @@
-"""harness.heads: hook-based head/layer ablation on tiny GPT-NeoX and GPT-2 TransformerBridges."""
+"""harness.measure.heads: hook-based head/layer ablation on tiny GPT-NeoX, GPT-2 and Llama TransformerBridges."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import (AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig,
-                          GPTNeoXForCausalLM, PreTrainedTokenizerFast)
-from transformer_lens.model_bridge import TransformerBridge
+from transformers import AutoModelForCausalLM
 
-from harness.measure.heads import ALL_HEADS, ablation_fwd_hooks, default_layers, head_ablation
-from harness.claims.registry import SETTINGS
-from harness.analysis.routing import routing_test
+from harness.analysis.routing import routing_effects
+from harness.claims.settings import SETTINGS
+from harness.measure.heads import ALL_HEADS, ablation_fwd_hooks, feeding_layers, head_ablation
+from harness.subjects.loading import load_model
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-N_LAYERS, N_HEADS, D_MODEL = 2, 4, 32
-D_HEAD = D_MODEL // N_HEADS
-ARCHS = ("gpt_neox", "gpt2")
+ARCHS = ("gpt_neox", "gpt2", "llama")
 
-
-def tiny_model(arch: str) -> torch.nn.Module:
-    """A randomly initialised 2-layer, 4-head causal LM (dropout 0), seeded."""
-    torch.manual_seed(0)
-    if arch == "gpt_neox":
-        cfg = GPTNeoXConfig(vocab_size=VOCAB, hidden_size=D_MODEL, num_hidden_layers=N_LAYERS,
-                            num_attention_heads=N_HEADS, intermediate_size=4 * D_MODEL, max_position_embeddings=64,
-                            use_parallel_residual=True, hidden_dropout=0.0, attention_dropout=0.0,
-                            bos_token_id=0, eos_token_id=0)
-        return GPTNeoXForCausalLM(cfg).eval()
-    cfg = GPT2Config(vocab_size=VOCAB, n_embd=D_MODEL, n_layer=N_LAYERS, n_head=N_HEADS, n_positions=64,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
-    return GPT2LMHeadModel(cfg).eval()
-
-
-def tokenizer() -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 4, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-
-
-VOCAB = len(tokenizer())
-
-
-def out_proj(hf: torch.nn.Module, layer: int) -> torch.nn.Module:
-    """The attention output projection (input ``[batch, pos, n_heads * d_head]``, head-major)."""
-    return hf.gpt_neox.layers[layer].attention.dense if hasattr(hf, "gpt_neox") else hf.transformer.h[layer].attn.c_proj
-
-
-def save(hf: torch.nn.Module, directory: Path) -> Path:
-    hf.save_pretrained(directory)
-    tokenizer().save_pretrained(directory)
-    return directory
-
-
-def plant_routing_head(hf: torch.nn.Module, head: int, scale: float) -> None:
-    """Scale one final-layer head's output weights and sharpen the logits (final LayerNorm gain)."""
-    with torch.no_grad():
-        if hasattr(hf, "gpt_neox"):
-            out_proj(hf, N_LAYERS - 1).weight[:, head * D_HEAD:(head + 1) * D_HEAD] *= scale
-            hf.gpt_neox.final_layer_norm.weight *= scale
-        else:  # GPT-2's Conv1D weight is [in, out]
-            out_proj(hf, N_LAYERS - 1).weight[head * D_HEAD:(head + 1) * D_HEAD] *= scale
-            hf.transformer.ln_f.weight *= scale
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads; on a shared machine threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory) -> dict[str, Path]:
+def sizes(tiny_tokenizer, tiny_model) -> dict[str, int]:
+    """vocab, n_layers, n_heads, d_head of the tiny models."""
+    cfg = tiny_model("gpt2", vocab_size=len(tiny_tokenizer)).config
+    return {"vocab": len(tiny_tokenizer), "n_layers": cfg.n_layer, "n_heads": cfg.n_head,
+            "d_head": cfg.n_embd // cfg.n_head}
+
+
+def plant_routing_head(hf: torch.nn.Module, part, head: int, d_head: int, scale: float) -> None:
+    """Scale one final-layer head's output weights and sharpen the logits (final norm gain);
+    ``part`` is the ``hf_part`` fixture."""
+    columns = slice(head * d_head, (head + 1) * d_head)
+    with torch.no_grad():
+        weight = part(hf, "attn_out", -1).weight
+        if hf.config.model_type == "gpt2":  # Conv1D weight is [in, out]
+            weight[columns] *= scale
+        else:
+            weight[:, columns] *= scale
+        part(hf, "final_norm").weight *= scale
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, one_thread, tiny_model, save_model) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
-    return {arch: save(tiny_model(arch), root / arch) for arch in ARCHS}
+    return {arch: save_model(tiny_model(arch), root / arch) for arch in ARCHS}
 
 
 def bridge(directory: Path) -> torch.nn.Module:
-    return TransformerBridge.boot_transformers(str(directory), device="cpu")
+    return load_model(f"hf:{directory}")
 
 
-def data(n_seq: int = 5, seq_len: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def data(sizes, n_seq: int = 5, seq_len: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random tokens with BOS (id 0) first; rare = target id in the upper half of the vocabulary."""
     g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(1, VOCAB, (n_seq, seq_len), generator=g)
+    tokens = torch.randint(1, sizes["vocab"], (n_seq, seq_len), generator=g)
     tokens[:, 0] = 0
-    return tokens, *masks(tokens)
+    return tokens, *masks(tokens, sizes["vocab"])
 
 
-def masks(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def masks(tokens: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
     rare = torch.zeros_like(tokens, dtype=torch.bool)
     common = torch.zeros_like(rare)
-    rare[:, 1:-1] = tokens[:, 2:] >= VOCAB // 2
-    common[:, 1:-1] = tokens[:, 2:] < VOCAB // 2
+    rare[:, 1:-1] = tokens[:, 2:] >= vocab // 2
+    common[:, 1:-1] = tokens[:, 2:] < vocab // 2
     return rare, common
 
 
-def reference(hf: torch.nn.Module, tokens, rare, common, layers, ablation) -> dict[str, np.ndarray]:
+def reference(hf, part, tokens, rare, common, layers, ablation, specialists, n_heads, d_head) -> dict[str, np.ndarray]:
     """Hand-written ablation on the plain HF model: overwrite a head's slice of the attention
-    output projection's input at positions >= 1 (mean over those positions, or zero)."""
-    def sums(logits):
-        ce = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).double(), tokens[:, 1:], reduction="none")
-        return {f"{g}_{m}": (v * mask[:, :-1]).sum(1).numpy()
-                for g, mask in (("rare", rare), ("common", common)) for m, v in (("ce", ce), ("prob", torch.exp(-ce)))}
+    output projection's input at positions >= 1 (mean over those positions, or zero); the specialists'
+    activations are the final MLP output projection's input. ``part`` is the ``hf_part`` fixture."""
+
+    def run(layer=None, pre_hook=None):
+        """Per-position target CE [n, seq − 1] and the specialists' activations [n, seq, n_spec]."""
+        seen = {}
+        handles = [part(hf, "mlp_out", -1).register_forward_pre_hook(
+            lambda mod, args: seen.__setitem__("post", args[0][..., specialists].double()))]
+        if pre_hook is not None:
+            handles.append(part(hf, "attn_out", layer).register_forward_pre_hook(pre_hook))
+        with torch.no_grad():
+            logits = hf(tokens).logits
+        for handle in handles:
+            handle.remove()
+        ce = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).double(), tokens[:, 1:],
+                                               reduction="none")
+        return ce, seen["post"]
+
+    def sums(ce, act, name):
+        return {f"{g}_{m}": (v * mask[:, : v.shape[1]]).sum(1).numpy()
+                for g, mask in (("rare", rare), ("common", common)) for m, v in (("ce", ce), (name, act))}
 
     captured = {}
-    handles = [out_proj(hf, L).register_forward_pre_hook(lambda mod, args, L=L: captured.__setitem__(L, args[0].clone()))
-               for L in layers]
-    with torch.no_grad():
-        out = {f"clean_{k}": v for k, v in sums(hf(tokens).logits).items()}
+    handles = [part(hf, "attn_out", L).register_forward_pre_hook(
+        lambda mod, args, L=L: captured.__setitem__(L, args[0].clone())) for L in layers]
+    clean_ce, clean_act = run()
     for handle in handles:
         handle.remove()
+    out = {f"clean_{k}": v for k, v in sums(clean_ce, clean_act.abs().sum(-1), "act").items()}
     per_variant = []
     for L in layers:
         mean = captured[L][:, 1:].double().mean(dim=(0, 1)).float()
-        for head in [*range(N_HEADS), None]:
-            cols = slice(None) if head is None else slice(head * D_HEAD, (head + 1) * D_HEAD)
+        for head in [*range(n_heads), None]:
+            cols = slice(None) if head is None else slice(head * d_head, (head + 1) * d_head)
 
             def overwrite(mod, args, cols=cols, mean=mean):
                 x = args[0].clone()
                 x[:, 1:, cols] = 0.0 if ablation == "zero" else mean[cols]
                 return (x,)
 
-            handle = out_proj(hf, L).register_forward_pre_hook(overwrite)
-            with torch.no_grad():
-                per_variant.append(sums(hf(tokens).logits))
-            handle.remove()
+            ce, act = run(L, overwrite)
+            per_variant.append(sums(ce, (act - clean_act).abs().sum(-1), "dact"))
     for key in per_variant[0]:
-        stacked = np.array([v[key] for v in per_variant]).reshape(len(layers), N_HEADS + 1, -1)
-        out[f"head_{key}"], out[f"layer_{key}"] = stacked[:, :N_HEADS], stacked[:, N_HEADS]
+        stacked = np.array([v[key] for v in per_variant]).reshape(len(layers), n_heads + 1, -1)
+        out[f"head_{key}"], out[f"layer_{key}"] = stacked[:, :n_heads], stacked[:, n_heads]
     return out
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("ablation", ["mean", "zero"])
-def test_hook_ablation_equals_hand_written_reference(model_dirs, arch, ablation):
-    tokens, rare, common = data()
-    got = head_ablation(bridge(model_dirs[arch]), tokens, rare, common, layers=[0, 1], ablation=ablation, batch_size=7)
-    want = reference(AutoModelForCausalLM.from_pretrained(model_dirs[arch]).eval(), tokens, rare, common, [0, 1], ablation)
+def test_hook_ablation_equals_hand_written_reference(model_dirs, sizes, hf_part, arch, ablation):
+    tokens, rare, common = data(sizes)
+    specialists = [3, 17, 40]
+    got = head_ablation(bridge(model_dirs[arch]), tokens, rare, common, layers=[0, 1], specialists=specialists,
+                        ablation=ablation, batch_size=7)
+    hf = AutoModelForCausalLM.from_pretrained(model_dirs[arch], attn_implementation="eager").eval()
+    want = reference(hf, hf_part, tokens, rare, common, [0, 1], ablation, specialists, sizes["n_heads"],
+                     sizes["d_head"])
     assert set(want) <= set(got)
     for key, value in want.items():
         np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
-    assert got["head_rare_ce"].shape == (2, N_HEADS, 5) and got["layer_common_prob"].shape == (2, 5)
+    assert got["head_rare_ce"].shape == (2, sizes["n_heads"], 5) and got["layer_common_dact"].shape == (2, 5)
+    assert got["head_rare_dact"].max() > 0  # the specialists' inputs do move
     np.testing.assert_array_equal(got["rare_count"], rare.sum(1).numpy())
     np.testing.assert_array_equal(got["layers"], [0, 1])
 
 
 @pytest.mark.parametrize("ablation", ["mean", "zero", "bos"])
-def test_batched_variants_equal_one_variant_per_pass(model_dirs, ablation):
-    tokens, rare, common = data(n_seq=4)
+def test_batched_variants_equal_one_variant_per_pass(model_dirs, sizes, ablation):
+    tokens, rare, common = data(sizes, n_seq=4)
     model = bridge(model_dirs["gpt_neox"])
-    one = head_ablation(model, tokens, rare, common, ablation=ablation, batch_size=1)
-    many = head_ablation(model, tokens, rare, common, ablation=ablation, batch_size=64)
+    one = head_ablation(model, tokens, rare, common, layers=[0, 1], specialists=[5, 9], ablation=ablation, batch_size=1)
+    many = head_ablation(model, tokens, rare, common, layers=[0, 1], specialists=[5, 9], ablation=ablation,
+                         batch_size=64)
     for key in one:
         np.testing.assert_allclose(many[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_ablation_edits_only_the_ablated_head(model_dirs, arch):
+def test_ablation_edits_only_the_ablated_head(model_dirs, sizes, arch):
     """Each batch replica ablates one head: its z takes the ablated value at positions >= 1
     (the mean; the BOS value vector for 'bos'); every other head, layer and position is clean."""
     model = bridge(model_dirs[arch])
-    tokens, _, _ = data(n_seq=3)
-    n = tokens.shape[0]
-    last = N_LAYERS - 1
+    tokens, _, _ = data(sizes, n_seq=3)
+    n, n_layers, n_heads = tokens.shape[0], sizes["n_layers"], sizes["n_heads"]
+    last = n_layers - 1
     _, clean = model.run_with_cache(tokens)
     mean_z = {last: clean[f"blocks.{last}.attn.hook_z"][:, 1:].mean(dim=(0, 1))}
-    variants = [(last, h) for h in range(N_HEADS)] + [(last, ALL_HEADS)]
+    variants = [(last, h) for h in range(n_heads)] + [(last, ALL_HEADS)]
     for ablation in ("mean", "bos"):
         seen = {}
         hooks = ablation_fwd_hooks(variants, n, ablation=ablation, mean_z=mean_z)
         capture = [(name, lambda x, hook, name=name: seen.__setitem__(name, x.clone()))
-                   for name in (f"blocks.{L}.attn.hook_{p}" for L in range(N_LAYERS) for p in ("z", "v"))]
+                   for name in (f"blocks.{L}.attn.hook_{p}" for L in range(n_layers) for p in ("z", "v"))]
         with torch.no_grad():
             model.run_with_hooks(tokens.repeat(len(variants), 1), fwd_hooks=hooks + capture)
-        for L in range(N_LAYERS):  # values are never edited; earlier layers are untouched
-            torch.testing.assert_close(seen[f"blocks.{L}.attn.hook_v"], clean[f"blocks.{L}.attn.hook_v"].repeat(len(variants), 1, 1, 1))
+        for L in range(n_layers):  # values are never edited; earlier layers are untouched
+            torch.testing.assert_close(seen[f"blocks.{L}.attn.hook_v"],
+                                       clean[f"blocks.{L}.attn.hook_v"].repeat(len(variants), 1, 1, 1))
         torch.testing.assert_close(seen["blocks.0.attn.hook_z"], clean["blocks.0.attn.hook_z"].repeat(len(variants), 1, 1, 1))
-        z, z_clean, v = seen[f"blocks.{last}.attn.hook_z"], clean[f"blocks.{last}.attn.hook_z"], clean[f"blocks.{last}.attn.hook_v"]
+        z, z_clean = seen[f"blocks.{last}.attn.hook_z"], clean[f"blocks.{last}.attn.hook_z"]
+        v = clean[f"blocks.{last}.attn.hook_v"]  # grouped-query attention (Llama): one value head per group
+        v = v.repeat_interleave(n_heads // v.shape[2], dim=2)
         for k, (_, head) in enumerate(variants):
             rows = z[k * n:(k + 1) * n]
-            ablated = list(range(N_HEADS)) if head == ALL_HEADS else [head]
-            kept = [h for h in range(N_HEADS) if h not in ablated]
+            ablated = list(range(n_heads)) if head == ALL_HEADS else [head]
+            kept = [h for h in range(n_heads) if h not in ablated]
             torch.testing.assert_close(rows[:, :, kept], z_clean[:, :, kept], rtol=0, atol=0)
             torch.testing.assert_close(rows[:, 0], z_clean[:, 0], rtol=0, atol=0)
             want = mean_z[last][ablated].expand_as(rows[:, 1:, ablated]) if ablation == "mean" \
@@ -199,69 +183,73 @@ def test_ablation_edits_only_the_ablated_head(model_dirs, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_planted_routing_head_breaks_the_single_head_bound(tmp_path, arch):
+def test_planted_routing_head_breaks_the_single_head_bound(tmp_path, sizes, tiny_model, save_model, hf_part, arch):
     """One final-layer head carries the prediction of data sampled from the planted model:
-    ablating it raises the rare-target loss far above the bound; the unplanted model, on the
-    same data, stays inside the bound."""
-    bound = SETTINGS["max_single_head_pct"].default
-    planted_head, last = 2, N_LAYERS - 1
+    ablating it raises the rare-target loss far above C7's single-head bound; the unplanted
+    model, on the same data, stays inside the bound."""
+    bound = SETTINGS["c7_head_margin_pct"].default
+    level = 1 - 2 * SETTINGS["alpha"].default
+    planted_head, last = 2, sizes["n_layers"] - 1
     hf = tiny_model(arch)
-    plant_routing_head(hf, planted_head, scale=30.0)
+    plant_routing_head(hf, hf_part, planted_head, sizes["d_head"], scale=30.0)
     g = torch.Generator().manual_seed(1)
     tokens = torch.zeros(24, 1, dtype=torch.long)
     with torch.no_grad():
         for _ in range(15):
             probs = torch.softmax(hf(tokens).logits[:, -1], dim=-1)
             tokens = torch.cat([tokens, torch.multinomial(probs, 1, generator=g)], dim=1)
-    rare, common = masks(tokens)
+    rare, common = masks(tokens, sizes["vocab"])
     results = {}
     for name, model in (("planted", hf), ("null", tiny_model(arch))):
-        arrays = head_ablation(bridge(save(model, tmp_path / name)), tokens, rare, common)
-        results[name] = routing_test(arrays, n_bootstrap=200, seed=0, alpha=SETTINGS["alpha"].default)
-    assert results["planted"].max_head == (last, planted_head)
+        arrays = head_ablation(bridge(save_model(model, tmp_path / name)), tokens, rare, common, layers=[0, last])
+        results[name] = routing_effects(arrays, np.arange(tokens.shape[0]), "loss", 200, 0, level)
+    assert results["planted"].max_head_at == (last, planted_head)
     assert results["planted"].max_head_ci[0] > bound
-    assert results["null"].max_head_pct <= bound
+    assert results["null"].max_head <= bound
 
 
-def test_default_layers():
-    assert default_layers(6) == [5]
-    assert default_layers(24) == [23]
-    assert default_layers(36) == list(range(30, 36))
+def test_feeding_layers():
+    """Sequential blocks: the final attention layer feeds the final MLP; parallel blocks: it runs beside it."""
+    assert feeding_layers(6, False, 1) == [5]
+    assert feeding_layers(6, True, 1) == [4]
+    assert feeding_layers(36, False, 6) == list(range(30, 36))
+    assert feeding_layers(4, True, 10) == [0, 1, 2]
+    with pytest.raises(ValueError, match="no attention layer feeds"):
+        feeding_layers(1, True, 1)
 
 
-def test_bad_input_raises_clear_errors(model_dirs):
+def test_bad_input_raises_clear_errors(model_dirs, sizes):
     model = bridge(model_dirs["gpt2"])
-    tokens, rare, common = data()
+    tokens, rare, common = data(sizes)
     with pytest.raises(ValueError, match="layer index 2 out of range.*2 layers"):
         head_ablation(model, tokens, rare, common, layers=[2])
     with pytest.raises(ValueError, match="distinct"):
         head_ablation(model, tokens, rare, common, layers=[1, -1])
     with pytest.raises(ValueError, match="TransformerBridge"):
-        head_ablation(AutoModelForCausalLM.from_pretrained(model_dirs["gpt2"]), tokens, rare, common)
+        head_ablation(AutoModelForCausalLM.from_pretrained(model_dirs["gpt2"]), tokens, rare, common, layers=[1])
     with pytest.raises(ValueError, match="unknown ablation"):
-        head_ablation(model, tokens, rare, common, ablation="resample")
+        head_ablation(model, tokens, rare, common, layers=[1], ablation="resample")
     with pytest.raises(ValueError, match="last position"):
-        head_ablation(model, tokens, torch.ones_like(rare), common, bos=False)
+        head_ablation(model, tokens, torch.ones_like(rare), common, layers=[1], bos=False)
     bos_marked = rare.clone()
     bos_marked[:, 0] = True
     with pytest.raises(ValueError, match="position 0"):
-        head_ablation(model, tokens, bos_marked, common)
+        head_ablation(model, tokens, bos_marked, common, layers=[1])
     with pytest.raises(ValueError, match="bool tensor"):
-        head_ablation(model, tokens, rare[:, :-1], common)
+        head_ablation(model, tokens, rare[:, :-1], common, layers=[1])
     with pytest.raises(ValueError, match="LongTensor"):
-        head_ablation(model, tokens.float(), rare, common)
+        head_ablation(model, tokens.float(), rare, common, layers=[1])
     with pytest.raises(ValueError, match="needs a BOS"):
-        head_ablation(model, tokens, rare, common, ablation="bos", bos=False)
+        head_ablation(model, tokens, rare, common, layers=[1], ablation="bos", bos=False)
     model.train()
     with pytest.raises(ValueError, match="training mode"):
-        head_ablation(model, tokens, rare, common)
+        head_ablation(model, tokens, rare, common, layers=[1])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu(model_dirs):
-    tokens, rare, common = data()
+def test_cuda_matches_cpu(model_dirs, sizes):
+    tokens, rare, common = data(sizes)
     cpu = head_ablation(bridge(model_dirs["gpt_neox"]), tokens, rare, common, layers=[0, 1])
-    gpu_model = TransformerBridge.boot_transformers(str(model_dirs["gpt_neox"]), device="cuda")
-    gpu = head_ablation(gpu_model, tokens, rare, common, layers=[0, 1])
+    gpu = head_ablation(load_model(f"hf:{model_dirs['gpt_neox']}", device="cuda"), tokens, rare, common, layers=[0, 1])
     for key in cpu:
         np.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-4, atol=1e-4, err_msg=key)

@@ -1,15 +1,17 @@
-"""Tests of harness/influence.py: the batched ablation equals one hooked forward pass per neuron.
+"""Tests of harness.measure.influence: the batched ablation equals one hooked forward pass per neuron.
 
-Two tiny models (GPT-NeoX with parallel attention+MLP, and GPT-2) are trained for a few
-steps on a seeded Markov-chain token stream, saved as Hugging Face directories and loaded
-through TransformerLens exactly as a subject is. The exact sweep must match, for mean, zero
-and resample ablation, a forward pass with a hook on ``blocks.{L}.mlp.hook_post`` to within
+Four tiny models — GPT-NeoX (parallel attention+MLP, LayerNorm), GPT-2 (LayerNorm), Llama
+(RMSNorm, gated MLP) and Gemma (RMSNorm with a (1 + g) gain) — are trained for a few steps on
+a seeded Markov-chain token stream, saved as Hugging Face directories and loaded through
+TransformerLens exactly as a subject is. The exact sweep must match, for mean, zero and
+resample ablation, a forward pass with a hook on ``blocks.{L}.mlp.hook_post`` to within
 EXACT_TOL nats at every position. The rest uses a dense per-neuron reference (residual +
-δ·W_out[n], LayerNorm, unembed) in float64.
+δ·W_out[n], the final norm, unembed) in float64, for both kinds of final norm.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -23,23 +25,19 @@ from harness.measure.influence import (
     clean_loss,
     final_readout,
     influence,
+    null_curves,
     per_sequence_means,
 )
+from harness.subjects.loading import load_model
 
-EXACT_TOL = 1e-4  # nats: methods.md §3.2, "equal to float tolerance" for float32 models
+EXACT_TOL = 5e-6  # nats: methods.md §3.2, "equal to float tolerance" for float32 models
 SEED = 0
 N_CTX = 32
 N_EVAL_SEQ = 4
+ARCHS = ("gpt_neox", "gpt2", "llama", "gemma")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one thread is faster than two on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- tiny trained models
@@ -59,63 +57,14 @@ def _markov_tokens(vocab: int, n_seq: int, seq_len: int, seed: int) -> torch.Ten
     return tokens
 
 
-def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["the cat sat on the mat and the dog ran to the cat"] * 20, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>",
-                                   eos_token="<|endoftext|>")
-
-
-def _hf_model(arch: str, vocab: int):
-    from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
-
-    torch.manual_seed(SEED)
-    if arch == "gpt_neox":
-        cfg = GPTNeoXConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                            intermediate_size=128, max_position_embeddings=N_CTX, use_parallel_residual=True,
-                            hidden_dropout=0.0, attention_dropout=0.0, rotary_pct=0.25)
-        return GPTNeoXForCausalLM(cfg)
-    cfg = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_inner=128, n_positions=N_CTX,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel(cfg)
-
-
-def _train(model, vocab: int, steps: int = 60) -> None:
-    """A few Adam steps so the predictions and activations are far from the random init."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for step in range(steps):
-        batch = _markov_tokens(vocab, 16, N_CTX, seed=1000 + step)
-        loss = model(batch, labels=batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-
-
-@pytest.fixture(scope="module", params=["gpt_neox", "gpt2"])
-def subject(request, tmp_path_factory):
-    """A tiny trained model loaded as a TransformerBridge, with its measured eval data."""
-    from transformer_lens.model_bridge import TransformerBridge
-
-    tokenizer = _tokenizer()
-    vocab = len(tokenizer)
-    hf = _hf_model(request.param, vocab)
-    _train(hf, vocab)
-    path = tmp_path_factory.mktemp(request.param)
-    hf.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        bridge = TransformerBridge.boot_transformers(str(path), device="cpu", dtype=torch.float32)
-    bridge.eval()
+@pytest.fixture(scope="module", params=ARCHS)
+def subject(request, tmp_path_factory, one_thread, tiny_tokenizer, tiny_model, save_model, training):
+    """A tiny trained model loaded as a subject is (a TransformerBridge), with its measured eval data."""
+    vocab = len(tiny_tokenizer)
+    # perturbed norm gains and biases: a readout that takes a wrong vector (or drops Gemma's 1 + g) fails
+    hf = tiny_model(request.param, vocab_size=vocab, n_ctx=N_CTX, perturb=0.3)
+    training(hf, _markov_tokens(vocab, 256, N_CTX, seed=1000).numpy(), 60, batch_size=16)
+    bridge = load_model(f"hf:{save_model(hf, tmp_path_factory.mktemp(request.param))}")
     tokens = _markov_tokens(vocab, N_EVAL_SEQ, N_CTX, seed=SEED + 1)
     layer = bridge.cfg.n_layers - 1
     post = f"blocks.{layer}.mlp.hook_post"
@@ -166,17 +115,23 @@ def _sample_neurons(delta: torch.Tensor, n_random: int = 3) -> list[int]:
 # ---------------------------------------------------------------- the exactness tests
 
 
-def test_final_readout_matches_hf_modules(subject):
+def test_final_readout_matches_hf_modules(subject, hf_part):
     ro = final_readout(subject["bridge"])
     hf = subject["bridge"].original_model
-    if subject["arch"] == "gpt_neox":
-        ln, w_out = hf.gpt_neox.final_layer_norm, hf.gpt_neox.layers[-1].mlp.dense_4h_to_h.weight.T
-    else:
-        ln, w_out = hf.transformer.ln_f, hf.transformer.h[-1].mlp.c_proj.weight  # Conv1D: [in, out]
+    ln, w_out = hf_part(hf, "final_norm"), hf_part(hf, "mlp_out", -1).weight
+    w_out = w_out if subject["arch"] == "gpt2" else w_out.T  # GPT-2's Conv1D weight is [in, out]
     torch.testing.assert_close(ro.W_out, w_out, rtol=0, atol=0)
-    torch.testing.assert_close(ro.ln_weight, ln.weight, rtol=0, atol=0)
-    torch.testing.assert_close(ro.ln_bias, ln.bias, rtol=0, atol=0)
-    assert ro.eps == ln.eps
+    if subject["arch"] in ("gpt_neox", "gpt2"):
+        assert ro.centre and ro.eps == ln.eps
+        torch.testing.assert_close(ro.ln_weight, ln.weight, rtol=0, atol=0)
+        torch.testing.assert_close(ro.ln_bias, ln.bias, rtol=0, atol=0)
+    else:  # RMSNorm: no centring, no bias; Gemma stores the gain as its offset from one
+        assert not ro.centre
+        gain = 1 + ln.weight if subject["arch"] == "gemma" else ln.weight
+        assert ro.eps == (ln.eps if subject["arch"] == "gemma" else ln.variance_epsilon)
+        torch.testing.assert_close(ro.ln_weight, gain, rtol=0, atol=0)
+        assert (ro.ln_bias == 0).all()
+        assert (ro.ln_weight - 1).abs().max() > 0.1  # the perturbed gains are far from the default
     torch.testing.assert_close(ro.W_U, hf.lm_head.weight.T, rtol=0, atol=0)
     b_U = hf.lm_head.bias if hf.lm_head.bias is not None else torch.zeros(ro.d_vocab)
     torch.testing.assert_close(ro.b_U, b_U, rtol=0, atol=0)
@@ -238,36 +193,50 @@ def test_approx_is_second_order():
 # ---------------------------------------------------------------- dense reference on synthetic data
 
 
+NORMS = pytest.mark.parametrize("centre", [True, False], ids=["layernorm", "rmsnorm"])
+
+
 def _synthetic(dtype: torch.dtype, n_pos: int = 40, d_model: int = 16, d_mlp: int = 24, vocab: int = 60,
-               unembed_scale: float = 1.0):
+               unembed_scale: float = 1.0, centre: bool = True):
+    """Random residuals, activations, targets and a readout; ``centre=False`` is an RMSNorm (no bias)."""
     g = torch.Generator().manual_seed(SEED)
     rand = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype)  # noqa: E731
-    ro = Readout(0.5 * rand(d_mlp, d_model), 1 + 0.1 * rand(d_model), 0.1 * rand(d_model), 1e-5,
-                 unembed_scale * rand(d_model, vocab), 0.1 * rand(vocab))
+    bias = 0.1 * rand(d_model) if centre else torch.zeros(d_model, dtype=dtype)
+    ro = Readout(0.5 * rand(d_mlp, d_model), 1 + 0.1 * rand(d_model), bias, 1e-5,
+                 unembed_scale * rand(d_model, vocab), 0.1 * rand(vocab), centre)
     targets = torch.randint(0, vocab, (n_pos,), generator=g)
     return 2 * rand(n_pos, d_model), rand(n_pos, d_mlp), targets, ro
+
+
+def _logits(r: torch.Tensor, ro: Readout) -> torch.Tensor:
+    """torch's own LayerNorm or RMSNorm of residuals r [..., d_model], then the unembedding."""
+    if ro.centre:
+        normed = F.layer_norm(r, (ro.d_model,), ro.ln_weight, ro.ln_bias, ro.eps)
+    else:
+        normed = F.rms_norm(r, (ro.d_model,), ro.ln_weight, ro.eps)
+    return normed @ ro.W_U + ro.b_U
 
 
 def _dense_logits(resid, acts, ro: Readout, value) -> torch.Tensor:
     """Logits [n_pos, d_mlp, vocab] with each neuron in turn set to ``value`` ([d_mlp] or [n_pos, d_mlp])."""
     delta = value - acts
-    r = resid[:, None, :] + delta[:, :, None] * ro.W_out[None]
-    return F.layer_norm(r, (ro.d_model,), ro.ln_weight, ro.ln_bias, ro.eps) @ ro.W_U + ro.b_U
+    return _logits(resid[:, None, :] + delta[:, :, None] * ro.W_out[None], ro)
 
 
 def _dense_delta(resid, acts, targets, ro: Readout, value) -> torch.Tensor:
-    """Reference Δℓ [n_pos, d_mlp] by a full LayerNorm + unembedding per neuron."""
+    """Reference Δℓ [n_pos, d_mlp] by a full final norm + unembedding per neuron."""
     ablated = _dense_logits(resid, acts, ro, value)
-    clean = F.layer_norm(resid, (ro.d_model,), ro.ln_weight, ro.ln_bias, ro.eps) @ ro.W_U + ro.b_U
+    clean = _logits(resid, ro)
     ablated_target = ablated.gather(2, targets[:, None, None].expand(-1, ablated.shape[1], 1))[..., 0]
     clean_ce = torch.logsumexp(clean, 1) - clean.gather(1, targets[:, None])[:, 0]
     return torch.logsumexp(ablated, 2) - ablated_target - clean_ce[:, None]
 
 
+@NORMS
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ABLATION_KINDS)
-def test_matches_dense_reference(device, kind):
-    resid, acts, targets, ro = _synthetic(torch.float64)
+def test_matches_dense_reference(device, kind, centre):
+    resid, acts, targets, ro = _synthetic(torch.float64, centre=centre)
     value = ablation_values(kind, acts, seed=SEED)
     reference = _dense_delta(resid, acts, targets, ro, value)
     got64 = influence(resid, acts, targets, ro, value, dtype=torch.float64, device=device)
@@ -276,6 +245,35 @@ def test_matches_dense_reference(device, kind):
     got32 = influence(resid.float(), acts.float(), targets, ro, value.float(), device=device)
     assert got32.dtype == torch.float32
     assert (got32.cpu().double() - reference).abs().max() <= EXACT_TOL
+    approx = influence(resid, acts, targets, ro, value, mode="approx", dtype=torch.float64, device=device)
+    dz = _dense_logits(resid, acts, ro, value) - _dense_logits(resid, acts, ro, acts)
+    assert ((approx.cpu() - reference).abs() <= (dz.amax(-1) - dz.amin(-1)) ** 3 / 24 + 1e-10).all()
+
+
+@NORMS
+@pytest.mark.parametrize("rescale", [False, True], ids=["row", "direction"])
+def test_null_curves_match_dense_reference(centre, rescale):
+    """Null curve k, neuron n: the mean Δℓ of n's ablation written along row π_k(n) (at n's own row norm
+    with ``rescale``) on the clean residual — exactly, and within the cumulant bound for ``approx``."""
+    resid, acts, targets, ro = _synthetic(torch.float64, centre=centre)
+    value = acts.mean(0)
+    g = torch.Generator().manual_seed(SEED)
+    perms = torch.stack([torch.randperm(ro.d_mlp, generator=g) for _ in range(3)]).numpy()
+    kwargs = {"rescale": rescale, "dtype": torch.float64}
+    exact = null_curves(resid, acts, targets, ro, value, perms, mode="exact", **kwargs)
+    approx = null_curves(resid, acts, targets, ro, value, perms, mode="approx", **kwargs)
+    norms = ro.W_out.norm(dim=1)
+    for k, perm in enumerate(torch.as_tensor(perms)):
+        scale = norms / norms[perm] if rescale else torch.ones_like(norms)
+        moved = dataclasses.replace(ro, W_out=ro.W_out[perm] * scale[:, None])
+        torch.testing.assert_close(exact[k], _dense_delta(resid, acts, targets, moved, value).mean(0),
+                                   rtol=0, atol=1e-12)
+        dz = _dense_logits(resid, acts, moved, value) - _dense_logits(resid, acts, moved, acts)
+        assert ((approx[k] - exact[k]).abs() <= ((dz.amax(-1) - dz.amin(-1)) ** 3 / 24).mean(0) + 1e-10).all()
+    identity = null_curves(resid, acts, targets, ro, value, torch.arange(ro.d_mlp)[None].numpy(), mode="exact",
+                           **kwargs)
+    torch.testing.assert_close(identity[0], influence(resid, acts, targets, ro, value, dtype=torch.float64).mean(0),
+                               rtol=0, atol=1e-12)
 
 
 def test_chunk_sizes_do_not_change_the_result():
@@ -304,8 +302,8 @@ def test_overflowing_exponentials_fall_back_to_max_shift():
     reference = _dense_delta(resid, acts, targets, ro, value)
     got = influence(resid.float(), acts.float(), targets, ro, 0.0)
     assert torch.isfinite(got).all()
-    # float32 rounding of logits of this size: relative, not absolute
-    torch.testing.assert_close(got.double(), reference, rtol=1e-5, atol=EXACT_TOL)
+    # float32 logits of this size (hundreds) round at 1e-5 relative, ~1e-4 nats absolute
+    torch.testing.assert_close(got.double(), reference, rtol=1e-5, atol=1e-4)
 
 
 # ---------------------------------------------------------------- ablation values and aggregation
@@ -377,3 +375,33 @@ def test_bad_ablation_and_aggregation_input_raises():
         per_sequence_means(acts, torch.zeros(acts.shape[0], dtype=torch.long), torch.ones(acts.shape[0]))
     with pytest.raises(ValueError, match="seq_ids and mask must be"):
         per_sequence_means(acts, torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.bool))
+
+
+def test_readouts_the_algebra_does_not_fit_are_refused_by_name(tmp_path, tiny_model, save_model):
+    """Gemma-2 soft-caps its logits and normalises each MLP output before the residual sum: both break
+    the rank-1 algebra, and each is named in a one-line refusal."""
+    capped = tiny_model("gemma2")
+    assert capped.config.final_logit_softcapping is not None
+    with pytest.raises(ValueError, match=r"^gemma2 soft-caps its logits \(final_logit_softcapping = 30") as err:
+        final_readout(load_model(f"hf:{save_model(capped, tmp_path / 'capped')}"))
+    assert "\n" not in str(err.value)
+    uncapped = tiny_model("gemma2")
+    uncapped.config.final_logit_softcapping = None
+    with pytest.raises(ValueError, match=r"normalises its MLP output \(Gemma2RMSNorm\) before the residual sum"):
+        final_readout(load_model(f"hf:{save_model(uncapped, tmp_path / 'uncapped')}"))
+
+
+def test_a_norm_that_does_not_compute_what_its_class_says_is_refused(tmp_path, tiny_model, save_model):
+    """The readout checks the final norm's own output: an RMSNorm class that scales by 1 + weight but is
+    not known to do so cannot yield a silently wrong readout."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    class OffsetRMSNorm(LlamaRMSNorm):
+        def forward(self, hidden_states):
+            return super().forward(hidden_states) / self.weight * (1 + self.weight)
+
+    bridge = load_model(f"hf:{save_model(tiny_model('llama', perturb=0.3), tmp_path / 'llama')}")
+    final_readout(bridge)
+    bridge.ln_final.original_component.__class__ = OffsetRMSNorm
+    with pytest.raises(ValueError, match="the final OffsetRMSNorm does not compute an RMSNorm with its weights"):
+        final_readout(bridge)

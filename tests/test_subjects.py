@@ -10,17 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformer_lens.tools.model_registry.checkpoints import PYTHIA_CHECKPOINTS
 
-from harness.subjects import (
-    GPT2_FAMILIES,
-    PYTHIA_FAMILIES,
-    PYTHIA_STEPS,
-    Subject,
-    SubjectError,
-    describe,
-    expand_subjects,
-    family_steps,
-    parse_subject,
-)
+from harness.subjects import Subject, SubjectError, describe, expand_subjects, family_steps, parse_subject
+from harness.subjects.grammar import GPT2_FAMILIES, PYTHIA_FAMILIES, PYTHIA_STEPS
 from harness.zoo import ZOO
 
 HF_STEPS = (0, 2, 10, 512)

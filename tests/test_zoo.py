@@ -17,6 +17,8 @@ from harness import zoo
 from harness.zoo import builder, specs
 
 TINY = [name for name, spec in zoo.ZOO.items() if not spec.default]
+PLANTED = [name for name in TINY if isinstance(zoo.ZOO[name], specs.PlantedSpec)]
+TRAINED = [name for name in TINY if name not in PLANTED]
 MAX_D_MLP, MAX_VOCAB = 1024, 8192  # the influence sweep costs positions × d_mlp × vocabulary
 
 
@@ -27,12 +29,10 @@ def _build_cli(name: str, root: Path) -> subprocess.Popen:
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("zoo")
-    for name in TINY:
-        zoo.ensure_built(name, root, progress=False)
-    return root
+@pytest.fixture
+def tiny_root(tiny_zoo) -> Path:
+    """The session's tiny zoo with every tiny family built."""
+    return tiny_zoo(*TINY)
 
 
 def _weights(path: Path) -> dict[int, bytes]:
@@ -46,15 +46,20 @@ def test_pythia_schedule():
         specs.pythia_schedule(1000, 3)
 
 
+def _trained(spec: specs.FamilySpec) -> specs.ZooSpec:
+    """The trained family behind a spec (a planted family's base)."""
+    return zoo.ZOO[spec.base] if isinstance(spec, specs.PlantedSpec) else spec
+
+
 def test_specs_fit_the_budget():
     defaults = [s for s in zoo.ZOO.values() if s.default]
     assert {s.name.split("-")[0] for s in defaults} == {"neox", "gpt2"}
     for spec in zoo.ZOO.values():
-        assert spec.d_mlp <= MAX_D_MLP and spec.vocab_size <= MAX_VOCAB
+        assert _trained(spec).d_mlp <= MAX_D_MLP and spec.vocab_size <= MAX_VOCAB
         assert spec.steps[0] == 0 and list(spec.steps) == sorted(set(spec.steps))
         assert spec.name.startswith({"gpt_neox": "neox-", "gpt2": "gpt2-"}[spec.arch])
     for spec in defaults:
-        assert spec.n_ctx == 128 and 12 <= len(spec.steps) <= 16
+        assert _trained(spec).n_ctx == 128 and 12 <= len(spec.steps) <= 16
 
 
 def test_unknown_family():
@@ -64,7 +69,7 @@ def test_unknown_family():
 
 def test_tiny_families_build_completely(tiny_root):
     root = tiny_root
-    for name in TINY:
+    for name in TRAINED:
         spec, path = zoo.ZOO[name], root / name
         assert zoo.is_built(name, root)
         manifest = json.loads((path / zoo.MANIFEST).read_text())
@@ -75,18 +80,46 @@ def test_tiny_families_build_completely(tiny_root):
         counts = np.load(path / zoo.COUNTS)
         assert counts.dtype == np.int64 and counts.shape == (spec.vocab_size,)
         assert counts.sum() == manifest["train_stream_tokens"]
+        assert counts[zoo.BOS_ID] > 0  # every training document starts with BOS
         assert manifest["checkpoints"][str(spec.final_step)]["eval_loss"] < manifest["checkpoints"]["0"]["eval_loss"]
         assert not list(root.glob(f".tmp-{name}-*"))
 
 
-def test_checkpoints_load_offline_in_transformers_and_transformer_lens(tiny_root, monkeypatch):
+def test_planted_families_change_only_the_planted_rows(tiny_root):
+    """A planted checkpoint is its base checkpoint with the planted neurons' final-MLP read rows and
+    write columns rotated (not at step 0, where the strength is 0); the counts are the base's."""
+    from safetensors.torch import load_file
+
+    for name in PLANTED:
+        spec, path = zoo.ZOO[name], tiny_root / name
+        base = tiny_root / spec.base
+        assert zoo.is_built(name, tiny_root)
+        ids = json.loads((path / zoo.MANIFEST).read_text())["planted_neurons"]
+        assert ids == sorted(set(ids)) and len(ids) == spec.n_planted
+        assert json.loads((path / zoo.PLANTED_IDS).read_text())["planted_neurons"] == ids
+        assert np.array_equal(np.load(path / zoo.COUNTS), np.load(base / zoo.COUNTS))
+        last = f"gpt_neox.layers.{zoo.ZOO[spec.base].n_layers - 1}.mlp"
+        for step in (0, spec.final_step):
+            planted = load_file(path / f"step{step}" / "model.safetensors")
+            original = load_file(base / f"step{step}" / "model.safetensors")
+            assert planted.keys() == original.keys()
+            changed = {k for k in planted if not torch.equal(planted[k], original[k])}
+            assert changed <= {f"{last}.dense_h_to_4h.weight", f"{last}.dense_4h_to_h.weight"}
+            if step == 0:  # strength 0: the rotation returns each row, up to rounding
+                for k in changed:
+                    torch.testing.assert_close(planted[k], original[k], rtol=1e-6, atol=1e-7)
+            else:
+                rows = (planted[f"{last}.dense_h_to_4h.weight"] != original[f"{last}.dense_h_to_4h.weight"]).any(1)
+                assert torch.nonzero(rows).flatten().tolist() == ids
+
+
+def test_checkpoints_load_offline_in_transformers_and_transformer_lens(tiny_root):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     root = tiny_root
     for name in TINY:
-        spec = zoo.ZOO[name]
+        spec = _trained(zoo.ZOO[name])
         directory = root / name / f"step{spec.final_step}"
         tokenizer = AutoTokenizer.from_pretrained(directory)
         assert tokenizer.bos_token_id == tokenizer.eos_token_id == tokenizer.pad_token_id == zoo.BOS_ID

@@ -1,9 +1,10 @@
 """Start-up checks shared by pytest and ``harness check``: bad input stops a run with one line, before any work.
 
 ``check_startup(options)`` validates the settings (unknown, mistyped, out of range), the claim
-ids, the subjects, the evaluation-data options and a token-count file; ``check_data(subjects,
-config)`` builds the zoo families the run names and checks that every local subject's
-evaluation data reach ``min_rare_positions`` (growing them first). Every failure is a
+ids, the subjects, the evaluation-data options and a token-count file (its length against each
+subject's tokenizer and unembedding, without building anything); ``check_data(subjects, config)``,
+run once the zoo families are built, checks that every local or zoo subject's evaluation data can
+be built and reach ``min_rare_positions`` (growing them first). Every failure is a
 ``StartupError`` whose message is one line.
 """
 
@@ -20,6 +21,7 @@ from harness.data.evaldata import EvalSpec, TooFewPositionsError
 from harness.measure.study import StudyConfig
 from harness.records import run_metadata
 from harness.subjects import Subject, SubjectError, expand_subjects
+from harness.subjects.loading import vocabulary_sizes
 
 
 class StartupError(ValueError):
@@ -62,16 +64,6 @@ def check_startup(options: Mapping[str, Any], check_files: bool = True) -> dict[
     return settings
 
 
-def vocabulary_sizes(subject: Subject) -> tuple[int, int]:
-    """(tokenizer length, unembedding rows) of a subject, read without loading weights."""
-    from harness.subjects import loading
-
-    if subject.kind == "hub":
-        return (50277, 50304) if subject.family.startswith("pythia-") else (50257, 50257)
-    rows = int(loading.model_config(subject)["vocab_size"])
-    return len(loading.load_tokenizer(subject)), rows
-
-
 def check_token_counts(path: str, subjects: list[Subject]) -> None:
     """A token-count file must hold one count per tokenizer id or per unembedding row of every subject."""
     try:
@@ -88,7 +80,8 @@ def check_token_counts(path: str, subjects: list[Subject]) -> None:
 
 
 def check_data(subjects: list[Subject], config: StudyConfig) -> None:
-    """Every local or zoo family's evaluation data reach ``min_rare_positions`` (after growing)."""
+    """Every local or zoo family's evaluation data can be built (frequencies found, sequences within the
+    context) and reach ``min_rare_positions`` (after growing)."""
     from harness.measure.cache import MeasurementCache
     from harness.measure.study import Study
 
@@ -97,6 +90,9 @@ def check_data(subjects: list[Subject], config: StudyConfig) -> None:
         try:
             study.selection
         except TooFewPositionsError as err:
+            raise StartupError(f"{subject.spec}: {_one_line(err)} (the data grew to {study.n_sequences} sequences; "
+                               f"max_eval_sequences = {config.max_eval_sequences})") from None
+        except (ValueError, OSError) as err:
             raise StartupError(f"{subject.spec}: {_one_line(err)}") from None
 
 

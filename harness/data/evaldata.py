@@ -78,32 +78,36 @@ class EvalData:
         return hit
 
 
-def build_eval_data(texts: Sequence[str], tokenizer, spec: EvalSpec, bos_id: int, eos_id: int,
-                    special_ids: Sequence[int]) -> EvalData:
-    """Draw ``spec.n_sequences`` windows of ``spec.seq_len − 1`` tokens from the concatenated texts.
-
-    Documents are tokenized without special tokens and joined with ``eos_id`` (the same id as
-    BOS for GPT-2 / GPT-NeoX tokenizers); window starts are drawn without replacement from
-    non-overlapping slots by ``numpy.random.default_rng(spec.seed)``; BOS is prepended.
-    """
+def token_stream(texts: Sequence[str], tokenizer, eos_id: int) -> np.ndarray:
+    """The documents tokenized without special tokens and joined with ``eos_id`` (each one followed by
+    it; the same id as BOS for GPT-2 / GPT-NeoX tokenizers): one int64 stream ``[n_tokens]``."""
     stream: list[int] = []
     for text in texts:
         stream.extend(tokenizer.encode(text, add_special_tokens=False))
         stream.append(eos_id)
+    return np.asarray(stream, dtype=np.int64)
+
+
+def build_eval_data(stream: np.ndarray, spec: EvalSpec, bos_id: int, special_ids: Sequence[int]) -> EvalData:
+    """Draw ``spec.n_sequences`` windows of ``spec.seq_len − 1`` tokens from a ``token_stream``.
+
+    Window starts are drawn without replacement from non-overlapping slots by
+    ``numpy.random.default_rng(spec.seed)``; BOS is prepended. Raises ValueError when the stream
+    has room for fewer windows than asked.
+    """
     body = spec.seq_len - 1
-    n_slots = len(stream) // body
+    n_slots = stream.size // body
     if n_slots < spec.n_sequences:
         raise ValueError(
-            f"the evaluation corpus has {len(stream)} tokens: room for {n_slots} sequences of {spec.seq_len}, "
+            f"the evaluation corpus has {stream.size} tokens: room for {n_slots} sequences of {spec.seq_len}, "
             f"but {spec.n_sequences} were asked for; use fewer or shorter sequences or a larger corpus"
         )
     rng = np.random.default_rng(spec.seed)
     slots = np.sort(rng.choice(n_slots, size=spec.n_sequences, replace=False))
-    arr = np.asarray(stream, dtype=np.int64)
     tokens = np.empty((spec.n_sequences, spec.seq_len), dtype=np.int64)
     tokens[:, 0] = bos_id
     for i, s in enumerate(slots):
-        tokens[i, 1:] = arr[s * body:(s + 1) * body]
+        tokens[i, 1:] = stream[s * body:(s + 1) * body]
     valid = valid_positions(tokens, special_ids, spec.first_position)
     return EvalData(tokens=tokens, valid=valid, spec=spec, special_ids=tuple(int(i) for i in special_ids))
 

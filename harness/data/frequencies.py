@@ -117,18 +117,22 @@ class TokenFrequencies:
         self.counts.setflags(write=False)
 
     @classmethod
-    def from_npy(cls, path: str | Path, vocab_size: int) -> "TokenFrequencies":
-        """Counts from a ``.npy`` file of ``vocab_size`` numbers (one per token id)."""
+    def from_npy(cls, path: str | Path, vocab_size: int, tokenizer_size: int | None = None) -> "TokenFrequencies":
+        """Counts from a ``.npy`` file of one count per token id: ``vocab_size`` of them (the model's
+        unembedding rows), or ``tokenizer_size`` (the tokenizer's ids), padded with zero counts up to
+        ``vocab_size`` — the rows no token reaches (Pythia: 50,277 tokenizer ids, 50,304 rows)."""
         try:
             arr = np.load(Path(path), allow_pickle=False)
         except (OSError, ValueError) as err:
             raise ValueError(f"cannot read token counts from {path}: {err}; expected a .npy array") from err
-        if arr.shape != (vocab_size,):
+        sizes = [vocab_size] + ([tokenizer_size] if tokenizer_size not in (None, vocab_size) else [])
+        if arr.ndim != 1 or arr.size not in sizes:
             raise ValueError(
-                f"token counts in {path} have shape {arr.shape}; expected ({vocab_size},), one count per "
-                "vocabulary id of the model"
+                f"token counts in {path} have shape {arr.shape}; expected one count per vocabulary id of the "
+                f"model: ({vocab_size},) unembedding rows" + (f" or ({tokenizer_size},) tokenizer ids" if len(sizes) > 1
+                                                               else "")
             )
-        return cls(arr)
+        return cls(np.pad(arr, (0, max(0, vocab_size - arr.size))))
 
     @classmethod
     def from_texts(

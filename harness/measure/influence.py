@@ -4,14 +4,17 @@
 evaluation position t and every neuron n of the final MLP (methods.md §3.2).
 
 Because the layer is the last, ablating neuron n at position t only moves that position's
-final residual: r → r + δ·W_out[n] with δ = value − a_n(t). Write the final LayerNorm as
-LN(r) = g ⊙ (r − mean r)/σ(r) + β, u = centred r, c_n = centred W_out[n]. Then
+final residual: r → r + δ·W_out[n] with δ = value − a_n(t). Write the final norm as
+N(r) = g ⊙ u/σ(r) + β, with u = r − mean r for a LayerNorm and u = r for an RMSNorm (no
+centring, β = 0); c_n is W_out[n], centred likewise. Then
 
     σ²(t, n)  = (‖u‖² + 2δ⟨u, c_n⟩ + δ²‖c_n‖²)/d_model + ε
     L0 = (g ⊙ u) W_U   [positions, vocab]      M = (g ⊙ c) W_U   [d_mlp, vocab]
     z(t, n)   = (L0[t] + δ M[n]) / σ(t, n) + β W_U + b_U          (ablated logits)
 
-and δ = 0 gives the clean logits z0(t). No per-neuron matmul remains; the exact cost is
+and δ = 0 gives the clean logits z0(t). g is the norm's effective gain: its weight, or
+1 + weight for the Gemma-style RMSNorms that store the offset from one
+(``UNIT_OFFSET_RMS_NORMS``). No per-neuron matmul remains; the exact cost is
 positions × d_mlp × vocab exponentials. The log-sum-exp is taken with the clean
 log-sum-exp as its shift, Δlse = log Σ_v exp(z_v − lse(z0)), so no max pass is needed and
 the difference comes out directly (not as a difference of two large numbers); the rare
@@ -23,13 +26,16 @@ clean softmax p: Δlse ≈ E_p[Δz] + ½ Var_p[Δz], three matmuls. It is a scre
 its error is bounded by (max_v Δz − min_v Δz)³ / 24 per pair (third-order Taylor remainder of
 the cumulant generating function, with Popoviciu's variance bound).
 
-All of this needs only, at the evaluation positions, the final LayerNorm's input
+All of this needs only, at the evaluation positions, the final norm's input
 (``ln_final.hook_in``), the final MLP's post-activations (``blocks.{L}.mlp.hook_post``), the
-next-token targets, and the weights gathered by ``final_readout``.
+next-token targets, and the weights gathered by ``final_readout``, which refuses, by name,
+models where the algebra does not hold: a final logit soft-cap (Gemma-2), a norm on the MLP
+output before the residual sum (Gemma-2/3, OLMo-2), a final norm of another kind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -50,15 +56,19 @@ DEFAULT_CHUNKS: dict[str, tuple[int, int]] = {"cpu": (8, 32), "cuda": (64, 256)}
 DEFAULT_APPROX_CHUNK_POSITIONS = 256
 # Automatic torch.compile of the exact kernel pays off (compile ≈ 5–20 s) above this many terms.
 COMPILE_MIN_TERMS = 2 * 10**9
+# RMSNorm classes that scale by (1 + weight): their weight is stored as the offset from one.
+UNIT_OFFSET_RMS_NORMS = ("GemmaRMSNorm", "Gemma2RMSNorm", "Gemma3RMSNorm", "RecurrentGemmaRMSNorm",
+                         "VaultGemmaRMSNorm", "Qwen3NextRMSNorm")
 
 
 @dataclass(frozen=True)
 class Readout:
     """The weights from the final MLP's output to the logits.
 
-    ``W_out`` [d_mlp, d_model] (row n = neuron n's write vector), ``ln_weight`` g and
-    ``ln_bias`` β [d_model] and ``eps`` of the final LayerNorm, ``W_U`` [d_model, d_vocab],
-    ``b_U`` [d_vocab] (zeros when the unembedding has no bias).
+    ``W_out`` [d_mlp, d_model] (row n = neuron n's write vector), the final norm's effective
+    gain ``ln_weight`` g and bias ``ln_bias`` β [d_model] (zeros for an RMSNorm) and ``eps``,
+    ``W_U`` [d_model, d_vocab], ``b_U`` [d_vocab] (zeros when the unembedding has no bias);
+    ``centre``: the norm subtracts the mean first (LayerNorm), or not (RMSNorm).
     """
 
     W_out: Tensor
@@ -67,6 +77,7 @@ class Readout:
     eps: float
     W_U: Tensor
     b_U: Tensor
+    centre: bool = True
 
     @property
     def d_mlp(self) -> int:
@@ -84,36 +95,94 @@ class Readout:
         """The same readout on ``device`` in ``dtype``."""
         move = lambda t: t.detach().to(device=device, dtype=dtype)  # noqa: E731
         return Readout(move(self.W_out), move(self.ln_weight), move(self.ln_bias), float(self.eps),
-                       move(self.W_U), move(self.b_U))
+                       move(self.W_U), move(self.b_U), self.centre)
+
+    def centred(self, x: Tensor) -> Tensor:
+        """``x`` [..., d_model] minus its mean over d_model for a LayerNorm; ``x`` itself for an RMSNorm."""
+        return x - x.mean(-1, keepdim=True) if self.centre else x
 
 
 def final_readout(model: nn.Module) -> Readout:
     """Gather the final readout of a TransformerLens ``TransformerBridge`` (not compatibility mode).
 
-    Raises ValueError when the final normalisation is not a LayerNorm (e.g. RMSNorm) or a
-    weight does not have the shape the model's config says.
+    The final norm is read from the bridge's ``ln_final.original_component``: an
+    ``nn.LayerNorm``, or an RMSNorm (a class named ``…RMSNorm``; gain 1 + weight for
+    ``UNIT_OFFSET_RMS_NORMS``), checked against the module's own output on a probe. Raises
+    ValueError (one line) for a model the algebra does not fit: a final logit soft-cap
+    (``final_logit_softcapping``), a norm on the final MLP's output (``ln2_post``), a final norm
+    of another kind or one that does not compute what its class says, or a weight whose shape
+    is not the one the model's config says.
     """
     cfg = model.cfg
+    hf_config = getattr(getattr(model, "original_model", None), "config", None)
+    cap = getattr(hf_config, "final_logit_softcapping", None)
+    if cap is not None:
+        raise ValueError(f"{getattr(hf_config, 'model_type', 'the model')} soft-caps its logits "
+                         f"(final_logit_softcapping = {cap}); the exact influence algebra needs logits linear in "
+                         "the final norm's output")
+    if hasattr(model.blocks[-1], "ln2_post"):
+        post = type(model.blocks[-1].ln2_post.original_component).__name__
+        raise ValueError(f"the final block normalises its MLP output ({post}) before the residual sum; the exact "
+                         "influence algebra needs the MLP output added to the residual as it is")
     W_out = model.blocks[-1].mlp.W_out.detach()
     if tuple(W_out.shape) != (cfg.d_mlp, cfg.d_model):
         raise ValueError(f"final MLP W_out has shape {tuple(W_out.shape)}; expected [d_mlp, d_model] = "
                          f"[{cfg.d_mlp}, {cfg.d_model}]")
     norm = model.ln_final.original_component
-    if not isinstance(norm, nn.LayerNorm):
-        raise ValueError(f"the final normalisation is {type(norm).__name__}; the exact influence "
-                         "algebra needs a LayerNorm (mean-centring, then scale)")
-    if tuple(norm.normalized_shape) != (cfg.d_model,):
-        raise ValueError(f"final LayerNorm normalises over {tuple(norm.normalized_shape)}, not [d_model]")
-    ones = torch.ones(cfg.d_model, dtype=W_out.dtype, device=W_out.device)
-    g = norm.weight.detach() if norm.weight is not None else ones
-    beta = norm.bias.detach() if norm.bias is not None else torch.zeros_like(ones)
+    g, beta, eps, centre = _final_norm(norm, cfg.d_model, W_out)
     W_U = model.unembed.W_U.detach()
     if tuple(W_U.shape) != (cfg.d_model, cfg.d_vocab):
         raise ValueError(f"W_U has shape {tuple(W_U.shape)}; expected [d_model, d_vocab] = "
                          f"[{cfg.d_model}, {cfg.d_vocab}]")
     b_U = getattr(model.unembed, "b_U", None)
     b_U = b_U.detach() if b_U is not None else torch.zeros(cfg.d_vocab, dtype=W_U.dtype, device=W_U.device)
-    return Readout(W_out, g, beta, float(norm.eps), W_U, b_U)
+    readout = Readout(W_out, g, beta, eps, W_U, b_U, centre)
+    _check_norm(norm, readout)
+    return readout
+
+
+def _final_norm(norm: nn.Module, d_model: int, like: Tensor) -> tuple[Tensor, Tensor, float, bool]:
+    """(effective gain g [d_model], bias β [d_model], ε, centre) of a LayerNorm or RMSNorm module;
+    ones and zeros where it has no weight or bias take ``like``'s dtype and device."""
+    name = type(norm).__name__
+    weight = getattr(norm, "weight", None)
+    if isinstance(norm, nn.LayerNorm):
+        if tuple(norm.normalized_shape) != (d_model,):
+            raise ValueError(f"final LayerNorm normalises over {tuple(norm.normalized_shape)}, not [d_model]")
+        bias, eps, centre = norm.bias, norm.eps, True
+    elif name.endswith("RMSNorm"):
+        eps = next((getattr(norm, a) for a in ("eps", "variance_epsilon") if getattr(norm, a, None) is not None), None)
+        if eps is None:
+            raise ValueError(f"the final {name} names no epsilon (eps / variance_epsilon)")
+        bias, centre = None, False
+        if weight is not None and name in UNIT_OFFSET_RMS_NORMS:  # computed in float32 or wider, as the module does
+            weight = 1 + weight.detach().to(torch.promote_types(weight.dtype, torch.float32))
+    else:
+        raise ValueError(f"the final normalisation is {name}; the exact influence algebra knows LayerNorm "
+                         "(centre, scale, shift) and RMSNorm (scale only)")
+    if weight is not None and tuple(weight.shape) != (d_model,):
+        raise ValueError(f"the final {name}'s weight has shape {tuple(weight.shape)}, not [d_model] = [{d_model}]")
+    ones = torch.ones(d_model, dtype=like.dtype, device=like.device)
+    g = ones if weight is None else weight.detach()
+    beta = torch.zeros_like(ones) if bias is None else bias.detach()
+    return g, beta, float(eps), centre
+
+
+def _check_norm(norm: nn.Module, readout: Readout) -> None:
+    """Raise unless ``norm`` computes g ⊙ u/σ + β with the readout's g, β, ε and centring (module
+    docstring), to 16 units of rounding of the module's dtype, on 8 seeded random residuals."""
+    dtype = readout.W_out.dtype
+    x = torch.randn(8, readout.d_model, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        got = norm(x.to(device=readout.W_out.device, dtype=dtype)).double().cpu()
+    ro = readout.to("cpu", torch.float64)
+    u = ro.centred(x)
+    expected = ro.ln_weight * u * torch.rsqrt(u.square().mean(-1, keepdim=True) + ro.eps) + ro.ln_bias
+    error = float(((got - expected).abs() / (1 + expected.abs())).max())
+    if error > 16 * torch.finfo(dtype).eps:
+        kind = "a LayerNorm" if ro.centre else "an RMSNorm"
+        raise ValueError(f"the final {type(norm).__name__} does not compute {kind} with its weights "
+                         f"(relative difference {error:.2g} on a probe); its exact influence algebra is unknown")
 
 
 def ablation_values(kind: AblationKind, acts: Array, *, mean_act: Array | None = None,
@@ -262,7 +331,7 @@ def per_sequence_means(delta: Array, seq_ids: Array, mask: Array, *, absolute: b
 
 @dataclass
 class _NeuronTerms:
-    """Per-neuron quantities: centred write vectors c [d_mlp, d_model], ‖c‖² [d_mlp],
+    """Per-neuron quantities: write vectors c [d_mlp, d_model] (centred for a LayerNorm), ‖c‖² [d_mlp],
     M = (g ⊙ c) W_U [d_mlp, d_vocab], and the constant logit term β W_U + b_U [d_vocab]."""
 
     c: Tensor
@@ -272,7 +341,7 @@ class _NeuronTerms:
 
     @classmethod
     def build(cls, ro: Readout) -> "_NeuronTerms":
-        c = ro.W_out - ro.W_out.mean(1, keepdim=True)
+        c = ro.centred(ro.W_out)
         return cls(c, (c * c).sum(1), (c * ro.ln_weight) @ ro.W_U, ro.ln_bias @ ro.W_U + ro.b_U)
 
 
@@ -280,7 +349,7 @@ class _NeuronTerms:
 class _PositionTerms:
     """Per-position quantities of one chunk of cp positions."""
 
-    u: Tensor           # centred residual [cp, d_model]
+    u: Tensor           # residual, centred for a LayerNorm [cp, d_model]
     uu: Tensor          # ‖u‖² [cp]
     L0: Tensor          # (g ⊙ u) W_U [cp, d_vocab]
     inv_sigma0: Tensor  # clean 1/σ [cp]
@@ -291,7 +360,7 @@ class _PositionTerms:
 
     @classmethod
     def build(cls, resid: Tensor, targets: Tensor, ro: Readout, neurons: _NeuronTerms) -> "_PositionTerms":
-        u = resid - resid.mean(1, keepdim=True)
+        u = ro.centred(resid)
         uu = (u * u).sum(1)
         L0 = (u * ro.ln_weight) @ ro.W_U
         inv_sigma0 = torch.rsqrt(uu / ro.d_model + ro.eps)
@@ -467,7 +536,7 @@ def null_curves(resid: Array, acts: Array, targets: Array, readout: Readout, abl
     if mode == "exact":
         out = []
         for k in range(perms.shape[0]):
-            moved = Readout(ro.W_out[perms[k]], ro.ln_weight, ro.ln_bias, ro.eps, ro.W_U, ro.b_U)
+            moved = dataclasses.replace(ro, W_out=ro.W_out[perms[k]])
             s = scale[k]
             delta = influence(resid, acts * s, targets, moved, value * s, mode="exact", dtype=dtype)
             out.append(delta.mean(0))

@@ -140,19 +140,22 @@ class Study:
     # -- inputs --------------------------------------------------------------------------
     @cached_property
     def frequencies(self) -> TokenFrequencies:
-        """Unigram counts of the subject's training corpus: given, counted, the zoo's, or next to a local model."""
-        size = len(self.tokenizer)
+        """Unigram counts of the subject's training corpus: given, counted, the zoo's, or next to a local model.
+
+        One count per unembedding row; a count file of tokenizer length is padded with zeros.
+        """
+        tokens, rows = loading.vocabulary_sizes(self.subject)
         if self.config.token_counts:
-            return TokenFrequencies.from_npy(self.config.token_counts, size)
+            return TokenFrequencies.from_npy(self.config.token_counts, rows, tokens)
         if self.config.frequency_corpus:
-            return TokenFrequencies.from_texts(read_texts(self.config.frequency_corpus), self.tokenizer)
+            return TokenFrequencies.from_texts(read_texts(self.config.frequency_corpus), self.tokenizer, rows)
         if self.subject.kind == "zoo":
             name = self.subject.family.split(":", 1)[1]
-            return TokenFrequencies.from_npy(zoo.family_dir(name) / zoo.COUNTS, size)
+            return TokenFrequencies.from_npy(zoo.family_dir(name) / zoo.COUNTS, rows, tokens)
         local = loading.local_dir(self.subject)
         for candidate in ([local, local.parent] if local is not None else []):
             if (candidate / "token_counts.npy").is_file():
-                return TokenFrequencies.from_npy(candidate / "token_counts.npy", size)
+                return TokenFrequencies.from_npy(candidate / "token_counts.npy", rows, tokens)
         raise ValueError(
             f"no token frequencies for {self.subject.spec}: rare and common tokens are defined by the unigram "
             f"counts of the model's training corpus. Give --token-counts FILE.npy (one count per vocabulary id) "
@@ -164,13 +167,6 @@ class Study:
         if self.config.eval_corpus:
             return read_texts(self.config.eval_corpus)
         return [d.text for d in corpus.split_documents(corpus.documents())[1]]
-
-    def _build_eval_data(self, spec: EvalSpec) -> EvalData:
-        tok = self.tokenizer
-        bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        eos = tok.eos_token_id if tok.eos_token_id is not None else bos
-        special = sorted({i for i in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) if i is not None})
-        return evaldata.build_eval_data(self._texts(), tok, spec, bos_id=bos, eos_id=eos, special_ids=special)
 
     @cached_property
     def eval_data(self) -> EvalData:
@@ -187,19 +183,24 @@ class Study:
         return _EVAL_DATA[memo_key]
 
     def _grown_eval_data(self) -> EvalData:
+        """The asked number of sequences, doubled until they hold ``min_rare_positions`` rare-target positions,
+        reach ``max_eval_sequences`` or the corpus has no room for more."""
+        tok = self.tokenizer
+        bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        eos = tok.eos_token_id if tok.eos_token_id is not None else bos
+        special = sorted({i for i in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) if i is not None})
+        stream = evaldata.token_stream(self._texts(), tok, eos)
         spec = self.config.eval
         rare = self.frequencies.rare_mask(self.config.rare_definition)
-        while True:
-            data = self._build_eval_data(spec)
-            enough = int(data.positions(rare, self.config.conditioning).sum()) >= self.config.min_rare_positions
-            bigger = min(2 * spec.n_sequences, self.config.max_eval_sequences)
-            if enough or bigger == spec.n_sequences:
-                return data
+        data = evaldata.build_eval_data(stream, spec, bos, special)
+        while (int(data.positions(rare, self.config.conditioning).sum()) < self.config.min_rare_positions
+               and spec.n_sequences < self.config.max_eval_sequences):
+            spec = dataclasses.replace(spec, n_sequences=min(2 * spec.n_sequences, self.config.max_eval_sequences))
             try:
-                self._build_eval_data(dataclasses.replace(spec, n_sequences=bigger))
+                data = evaldata.build_eval_data(stream, spec, bos, special)
             except ValueError:  # the corpus has no room for more sequences
-                return data
-            spec = dataclasses.replace(spec, n_sequences=bigger)
+                break
+        return data
 
     @cached_property
     def rare_positions(self) -> np.ndarray:

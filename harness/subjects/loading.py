@@ -3,15 +3,15 @@
 Why TransformerBridge and not HookedTransformer: TransformerLens 4.3 no longer ships
 ``HookedTransformer`` at all — ``TransformerBridge`` is its only model class. The bridge
 wraps the unmodified Hugging Face module, so its logits equal the Hugging Face model's to
-float precision (checked in tests/test_loading.py for GPT-NeoX and GPT-2), and the real
-final LayerNorm stays in place: we do not call ``enable_compatibility_mode()``, whose
-LayerNorm folding and weight centring would change the very geometry (final LayerNorm
-scale, unembedding directions) that neuron-influence measurements depend on. The same
+float precision (checked in tests/test_loading.py for GPT-NeoX, GPT-2, Llama and Gemma), and
+the real final norm (LayerNorm or RMSNorm) stays in place: we do not call
+``enable_compatibility_mode()``, whose norm folding and weight centring would change the very
+geometry (final norm scale, unembedding directions) that neuron-influence measurements depend on. The same
 ``boot_transformers`` call loads a hub Pythia checkpoint (``revision="step{N}"``), a local
 directory and a zoo checkpoint, so the embedded zoo exercises exactly the code path a real
 hub model takes; and the bridge exposes the hooks the measurements read
 (``blocks.{L}.mlp.hook_post`` for neurons, ``blocks.{L}.attn.hook_z`` for heads,
-``ln_final.hook_in`` for the residual stream before the final LayerNorm), which
+``ln_final.hook_in`` for the residual stream before the final norm), which
 ``load_model`` verifies are present.
 """
 
@@ -21,14 +21,16 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
-from transformer_lens.model_bridge import TransformerBridge
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from harness import zoo as _zoo
 from harness.subjects.grammar import Subject, parse_subject
+
+if TYPE_CHECKING:  # imported where used: transformer_lens takes seconds to import, start-up errors must not wait
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import PreTrainedTokenizerBase
 
 REQUIRED_HOOKS = ("blocks.{layer}.mlp.hook_post", "blocks.{layer}.attn.hook_z", "ln_final.hook_in")
 
@@ -96,11 +98,13 @@ def _source(subject: Subject) -> tuple[str, str | None, contextlib.AbstractConte
     return str(directory), None, _offline()
 
 
-def load_tokenizer(subject: Subject | str) -> PreTrainedTokenizerBase:
+def load_tokenizer(subject: Subject | str) -> "PreTrainedTokenizerBase":
     """The subject's own tokenizer as saved; callers decide BOS explicitly (``prepend_bos``).
 
     Local subjects load offline from their directory; hub subjects at their revision.
     """
+    from transformers import AutoTokenizer
+
     name, revision, context = _source(as_subject(subject))
     with context:
         return AutoTokenizer.from_pretrained(name, revision=revision)
@@ -108,7 +112,7 @@ def load_tokenizer(subject: Subject | str) -> PreTrainedTokenizerBase:
 
 def load_model(
     subject: Subject | str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> TransformerBridge:
+) -> "TransformerBridge":
     """Load the subject as a TransformerBridge in eval mode, with its tokenizer attached.
 
     Hub subjects load through TransformerLens from the hub at revision ``step{N}``; local
@@ -116,6 +120,8 @@ def load_model(
     ``TransformerBridge.boot_transformers`` call. Raises RuntimeError if a hook the
     measurements need (``REQUIRED_HOOKS``) is missing.
     """
+    from transformer_lens.model_bridge import TransformerBridge
+
     subject = as_subject(subject)
     _quiet_transformers()
     name, revision, context = _source(subject)
@@ -145,6 +151,25 @@ def model_config(subject: Subject | str) -> dict[str, Any]:
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(str(subject.hub_name), revision=subject.revision).to_dict()
+
+
+HUB_VOCABULARY = {"pythia-": (50277, 50304), "gpt2": (50257, 50257)}
+"""(tokenizer ids, unembedding rows) of the hub families, by family-name prefix."""
+
+
+def vocabulary_sizes(subject: Subject | str) -> tuple[int, int]:
+    """(tokenizer ids, unembedding rows) of a subject, read without loading weights or building anything.
+
+    Hub families have known sizes (``HUB_VOCABULARY``); a zoo family's tokenizer and unembedding both
+    hold its spec's ``vocab_size``; a local directory's come from its tokenizer and ``config.json``.
+    """
+    subject = as_subject(subject)
+    if subject.kind == "hub":
+        return next(sizes for prefix, sizes in HUB_VOCABULARY.items() if subject.family.startswith(prefix))
+    if subject.kind == "zoo":
+        size = _zoo.get_spec(subject.family[4:]).vocab_size
+        return size, size
+    return len(load_tokenizer(subject)), int(model_config(subject)["vocab_size"])
 
 
 def architecture(subject: Subject | str) -> str:

@@ -148,6 +148,10 @@ class PlantedSpec:
         return ZOO[self.base].arch
 
     @property
+    def vocab_size(self) -> int:
+        return ZOO[self.base].vocab_size
+
+    @property
     def steps(self) -> tuple[int, ...]:
         return ZOO[self.base].steps
 
