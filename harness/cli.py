@@ -66,7 +66,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--claims", default=None, help="claim ids, comma-separated (default: all)")
     p.add_argument("--claims-config", default=None, help="JSON file overriding settings")
-    p.add_argument("--cache-dir", default=None, help="measurement cache (default $RARE_CACHE_DIR or user cache)")
+    p.add_argument("--cache-dir", default=None,
+                   help="measurement cache: a directory or an fsspec URL such as s3://bucket/prefix "
+                        "(default $RARE_CACHE_DIR or user cache)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--report-dir", default="reports", help="where the run is written (reports/<run>/)")
     p.add_argument("--run-name", default=None, help="run directory name (default: a UTC timestamp)")
@@ -205,7 +207,7 @@ def _report(args: argparse.Namespace) -> int:
 def _cache(args: argparse.Namespace) -> int:
     from harness.measure.cache import MeasurementCache
 
-    cache = MeasurementCache(Path(args.cache_dir) if args.cache_dir else None)
+    cache = MeasurementCache(args.cache_dir)
     if args.action == "clear":
         cache.clear()
         print(f"cleared {cache.root}")
