@@ -43,7 +43,7 @@ def plan(quick: bool, default_zoo: bool) -> list[Callable[[], list[Result]]]:
         lambda: analyses.louvain(d_mlp=zoo_shape.d_mlp, positions=200 if quick else analyses.RARE_POSITIONS),
         claims_run.claims_runs,
         lambda: zoo_build.build_times(default_zoo),
-        lambda: influence.scaling(base=(32, 64, 512) if quick else (128, 256, 4096), doublings=1 if quick else 2),
+        lambda: influence.scaling(base=(32, 64, 512) if quick else influence.SCALING_BASE, doublings=1 if quick else 2),
     ]
 
 

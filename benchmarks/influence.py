@@ -173,7 +173,7 @@ def sweep_vs_hooks(shape: Shape, positions: int, *, seq_len: int = 128, device: 
     ]
 
 
-def scaling_point(positions: int, d_mlp: int, vocab: int, device: str = "cpu", repeats: int = 2) -> dict[str, float]:
+def scaling_point(positions: int, d_mlp: int, vocab: int, device: str = "cpu", repeats: int = 3) -> dict[str, float]:
     """Best-of-``repeats`` seconds and peak memory (MB) of the eager sweep on synthetic inputs of these sizes.
 
     Meant for a fresh process (``scaling`` starts one per point): a sweep of 2 positions and 1
