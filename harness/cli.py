@@ -66,7 +66,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--claims", default=None, help="claim ids, comma-separated (default: all)")
     p.add_argument("--claims-config", default=None, help="JSON file overriding settings")
-    p.add_argument("--cache-dir", default=None, help="measurement cache (default $RARE_CACHE_DIR or user cache)")
+    p.add_argument("--cache-dir", default=None,
+                   help="measurement cache: a directory or an fsspec URL such as s3://bucket/prefix "
+                        "(default $RARE_CACHE_DIR or user cache)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--report-dir", default="reports", help="where the run is written (reports/<run>/)")
     p.add_argument("--run-name", default=None, help="run directory name (default: a UTC timestamp)")
@@ -79,6 +81,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token-counts", default=None)
     p.add_argument("--frequency-corpus", default=None)
     p.add_argument("--dtype", default=StudyConfig.dtype, choices=["float32", "float16", "bfloat16", "float64"])
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run shard K of N: whole training setups per shard (harness.claims.runner.shard_subjects)")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -87,18 +91,16 @@ def _check(args: argparse.Namespace) -> int:
     from harness import report
     from harness.claims import select_claims
     from harness.claims.runner import Session, build_zoo, error_record, targets
-    from harness.claims.startup import StartupError, check_data, check_startup, run_metadata_for, study_config
+    from harness.claims.startup import (OPTION_NAMES, StartupError, check_data, check_startup, run_metadata_for,
+                                        run_subjects, study_config)
     from harness.measure.cache import MeasurementCache
     from harness.report.baseline import BaselineError, compare_verdicts, load_baseline, write_baseline
-    from harness.subjects import expand_subjects
 
-    options = {k: getattr(args, k) for k in ("subjects", "claims", "claims_config", "eval_sequences", "eval_length",
-                                             "eval_seed", "eval_corpus", "rare_definition", "conditioning",
-                                             "token_counts", "frequency_corpus", "dtype")}
+    options = {k: getattr(args, k) for k in OPTION_NAMES}
     try:
         settings = check_startup(options)
         baseline = load_baseline(args.baseline) if args.baseline else None
-        subjects = expand_subjects(args.subjects)
+        subjects = run_subjects(options)
         build_zoo(subjects)
         config = study_config(options, settings)
         check_data(subjects, config)
@@ -125,7 +127,7 @@ def _check(args: argparse.Namespace) -> int:
     if (run_dir / "claims.json").exists():
         print(f"error: {run_dir} already holds a run; choose a new --run-name", file=sys.stderr)
         return 2
-    command = shlex.join(["python", "-m", "harness", *sys.argv[1:]]) if args.argv is None else shlex.join(args.argv)
+    command = _command_line(args)
     report.write_run(run_dir, records, run_metadata_for(command, options, settings, device))
     report.point_latest(run_dir)
     print(report.terminal_summary(records, run_dir / "claims.md"))
@@ -147,6 +149,11 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if any(r.verdict == "error" for r in records) else 0
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """This invocation, shell-quoted."""
+    return shlex.join(["python", "-m", "harness", *sys.argv[1:]]) if args.argv is None else shlex.join(args.argv)
+
+
 def _default_device() -> str:
     import torch
 
@@ -159,6 +166,21 @@ def _report(args: argparse.Namespace) -> int:
     if args.compare:
         print(report.compare(Path(args.compare[0]), Path(args.compare[1])))
         print(f"wrote {report.write_compare(Path(args.compare[0]), Path(args.compare[1]))}")
+        return 0
+    if args.merge:
+        from harness.records import RecordError
+        from harness.report.merge import MergeError, merge_runs
+
+        if not args.out:
+            print("error: --merge needs --out DIR (the merged run directory)", file=sys.stderr)
+            return 2
+        command = _command_line(args)
+        try:
+            out = merge_runs(args.merge, args.out, command)
+        except (MergeError, RecordError, FileNotFoundError) as err:
+            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        print(f"merged {len(args.merge)} runs into {out}/claims.md (html: claims.html)")
         return 0
     run_dir = Path(args.run_dir or "reports/latest")
     if args.baseline:
@@ -186,7 +208,7 @@ def _report(args: argparse.Namespace) -> int:
 def _cache(args: argparse.Namespace) -> int:
     from harness.measure.cache import MeasurementCache
 
-    cache = MeasurementCache(Path(args.cache_dir) if args.cache_dir else None)
+    cache = MeasurementCache(args.cache_dir)
     if args.action == "clear":
         cache.clear()
         print(f"cleared {cache.root}")
@@ -239,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", nargs="?", help="default: reports/latest")
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
                    help="print what changed from A to B and write the page <RUN_B>/compare-<A>.html")
+    p.add_argument("--merge", nargs="+", metavar="RUN", help="merge the runs of a sharded run (--shard K/N) into --out")
+    p.add_argument("--out", default=None, help="with --merge: the merged run directory")
     p.add_argument("--baseline", default=None, help="exit 1 when a verdict differs from this baseline or a record is an error")
     p.set_defaults(func=_report)
     p = sub.add_parser("cache", help="measurement cache housekeeping")

@@ -1,5 +1,6 @@
 """The measurement cache: computed once under concurrency, atomic under a killed writer,
-and a corrupt entry is detected and recomputed."""
+and a corrupt entry is detected and recomputed; at an s3:// URL (a real S3 API served by
+moto on 127.0.0.1) entries round-trip, are verified, and two racing jobs leave one entry."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import multiprocessing
 import os
 import resource
 import signal
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -154,7 +156,7 @@ def _flip_a_byte(path: Path) -> None:
 def test_a_corrupt_entry_is_logged_and_recomputed(tmp_path: Path, caplog: pytest.LogCaptureFixture, corrupt: Any) -> None:
     cache, compute = MeasurementCache(tmp_path), CountingCompute(tmp_path / "runs")
     corrupt(cache.get_or_compute(NAME, KEY, compute).path)
-    with caplog.at_level(logging.WARNING, logger="harness.cache"):
+    with caplog.at_level(logging.WARNING, logger="harness.measure.cache"):
         entry = cache.get_or_compute(NAME, KEY, compute)
     assert not entry.from_cache and compute.runs == 2
     assert any("corrupt" in r.message and key_digest(KEY) in r.message for r in caplog.records)
@@ -174,3 +176,110 @@ def test_entries_and_clear(tmp_path: Path) -> None:
     assert cache.clear("a") == 2 and [i.name for i in cache.entries()] == ["b"]
     assert foreign.exists()  # clear deletes only what the cache names
     assert cache.clear() == 1 and cache.entries() == []
+
+
+# -- an object store: the cache at an s3:// URL, served by a real S3 API (moto's server) on 127.0.0.1 ------------
+
+BUCKET = "rare-cache"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server in this process's threads; the endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket prefix, with dummy credentials and the endpoint in the environment (as a CI job sets them)."""
+    import fsspec
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    if not fs.exists(BUCKET):
+        fs.mkdir(BUCKET)
+    return f"s3://{BUCKET}/{request.node.name.replace('[', '-').replace(']', '')}"
+
+
+def _s3_race_worker(root: str, log: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    entry = MeasurementCache(root).get_or_compute(NAME, KEY, CountingCompute(Path(log), seconds=0.5))
+    results.put((entry.from_cache, {k: v.tolist() for k, v in entry.arrays.items()}))
+
+
+def test_an_s3_cache_round_trips_and_lists_its_entries(s3_root: str, tmp_path: Path) -> None:
+    import fsspec
+
+    cache, compute = MeasurementCache(s3_root), CountingCompute(tmp_path / "runs")
+    first = cache.get_or_compute(NAME, KEY, compute)
+    again = MeasurementCache(s3_root).get_or_compute(NAME, dict(reversed(KEY.items())), compute)
+    assert (first.from_cache, again.from_cache, compute.runs) == (False, True, 1)
+    assert first.path == again.path == f"{s3_root}/{NAME}/{key_digest(KEY)}"
+    for name, array in _arrays(0).items():
+        np.testing.assert_array_equal(again.arrays[name], array)
+    assert again.meta == {"n_positions": 1000} and again.key == KEY
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    objects = sorted(p.rsplit("/", 1)[1] for p in fs.ls(first.path.removeprefix("s3://")))
+    assert len(objects) == 2 and objects[1] == META_FILE and objects[0].startswith("arrays-")
+    assert [(e.name, e.digest, e.path) for e in cache.entries()] == [(NAME, first.digest, first.path)]
+    assert cache.clear() == 1 and cache.entries() == []
+
+
+def test_a_corrupt_s3_entry_is_logged_and_recomputed(s3_root: str, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import fsspec
+
+    cache, compute = MeasurementCache(s3_root), CountingCompute(tmp_path / "runs")
+    entry = cache.get_or_compute(NAME, KEY, compute)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    arrays = [p for p in fs.ls(entry.path.removeprefix("s3://")) if "arrays-" in p][0]
+    data = bytearray(fs.cat_file(arrays))
+    data[len(data) // 2] ^= 0xFF
+    fs.pipe_file(arrays, bytes(data))
+    with caplog.at_level(logging.WARNING, logger="harness.measure.object_cache"):
+        again = MeasurementCache(s3_root).get_or_compute(NAME, KEY, compute)
+    assert not again.from_cache and compute.runs == 2
+    assert any("corrupt" in r.message and key_digest(KEY) in r.message for r in caplog.records)
+    assert MeasurementCache(s3_root).get_or_compute(NAME, KEY, compute).from_cache
+
+
+def test_two_jobs_racing_for_one_s3_key_leave_one_verified_entry(s3_root: str, tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results, log = ctx.Barrier(2), ctx.Queue(), tmp_path / "runs"
+    workers = [ctx.Process(target=_s3_race_worker, args=(s3_root, str(log), barrier, results)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    expected = {k: v.tolist() for k, v in _arrays(0).items()}
+    assert all(arrays == expected for _, arrays in outcomes)
+    assert 1 <= len(log.read_text().splitlines()) <= 2  # no locks on object storage: each job may compute
+    cache = MeasurementCache(s3_root)
+    assert len(cache.entries()) == 1
+    entry = cache.get_or_compute(NAME, KEY, CountingCompute(log))
+    assert entry.from_cache and {k: v.tolist() for k, v in entry.arrays.items()} == expected
+
+
+def test_a_file_url_is_a_local_directory(tmp_path: Path) -> None:
+    cache = MeasurementCache(f"file://{tmp_path}")
+    assert cache.root == tmp_path and cache.remote is None
+    entry = cache.get_or_compute(NAME, KEY, CountingCompute(tmp_path / "runs"))
+    assert entry.path == tmp_path / NAME / key_digest(KEY)

@@ -4,7 +4,8 @@ Input is an influence vector ``I`` ``[d_mlp]`` in nats (signed mean Δloss per n
 is ablated). The curve is x = ln rank, y = ln I over the neurons with I > 0, ranked 1..n by
 descending I. It is fitted by continuous piecewise-linear functions with 1, 2 and 3 segments
 (hinge basis y = b0 + b1·x + Σ_j c_j·(x − τ_j)_+), the breakpoints τ_j chosen by an exhaustive
-grid followed by a finer local grid, and the fits are compared by Gaussian BIC
+grid followed by a finer local grid (``harness.analysis.segments``, which fits a batch of curves
+at once), and the fits are compared by Gaussian BIC
 n·ln(RSS/n) + k·ln n, with k = intercept + slopes + breakpoints (2, 4, 6).
 
 Point weighting (a design choice). Ranks are dense at the right end of the x axis: of 1,024
@@ -53,6 +54,7 @@ import powerlaw
 import statsmodels.api as sm
 from powerlaw.distributions import Power_Law
 
+from harness.analysis.segments import REFINE_LEVELS, REFINE_STEPS, SegmentFit, SegmentGrid  # noqa: F401 (re-exported)
 from harness.analysis.stats import bootstrap_indices
 
 FIXED_CUTS: tuple[float, float] = (3.5, 5.5)
@@ -61,42 +63,10 @@ FIXED_CUTS: tuple[float, float] = (3.5, 5.5)
 DEFAULT_BIN_WIDTH = 0.1
 """Default width of the ln-rank bins the curve is averaged over before fitting."""
 
-REFINE_STEPS = 11
-"""Breakpoint positions per breakpoint and level of the local refinement around the grid optimum."""
-
-REFINE_LEVELS = 2
-"""Zoom levels of the refinement: the first spans the optimum's data neighbours, each next one
-± one step of the previous (resolution (bin spacing)·(2 / (REFINE_STEPS − 1))^levels)."""
-
 POWER_LAW_ALPHA_RANGE = [1.0 + 1e-6, 100.0]
 """Range searched for the value-distribution exponent α = 1 + 1/exponent of the middle
 regime (rank exponents from 0.01 upward); ``powerlaw``'s default [0, 3] would cut off rank
 exponents below 0.5."""
-
-
-@dataclass(frozen=True)
-class SegmentFit:
-    """A continuous piecewise-linear fit of ln I against ln rank.
-
-    ``breakpoints`` are in ln rank (length ``n_segments − 1``); ``slopes`` are d ln I / d ln rank
-    of each segment (negative for a decaying curve); ``rss`` and ``bic`` refer to the binned
-    curve the fit was made on.
-    """
-
-    n_segments: int
-    breakpoints: tuple[float, ...]
-    intercept: float
-    slopes: tuple[float, ...]
-    rss: float
-    bic: float
-
-    def evaluate(self, x: np.ndarray | Sequence[float]) -> np.ndarray:
-        """The fitted ln I at ln-rank positions ``x`` (any shape)."""
-        x = np.asarray(x, dtype=float)
-        y = self.intercept + self.slopes[0] * x
-        for tau, change in zip(self.breakpoints, np.diff(self.slopes)):
-            y = y + change * np.maximum(x - tau, 0.0)
-        return y
 
 
 @dataclass(frozen=True)
@@ -201,105 +171,14 @@ def rank_curve(influence: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.
     return order, ln_rank, np.log(values[order])
 
 
-# ---------------------------------------------------------------------------------------------
-# continuous piecewise-linear least squares, vectorised over candidate breakpoints
-
-
-def _hinge_design(x: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """Design matrices ``[n_candidates, n_points, 2 + n_breaks]`` for breakpoints ``[n_candidates, n_breaks]``."""
-    n_candidates = taus.shape[0]
-    base = np.broadcast_to(np.stack([np.ones_like(x), x], axis=1), (n_candidates, x.size, 2))
-    hinges = np.maximum(x[None, :, None] - taus[:, None, :], 0.0)
-    return np.concatenate([base, hinges], axis=2)
-
-
-def _valid(x: np.ndarray, taus: np.ndarray, min_points: int) -> np.ndarray:
-    """Candidates whose segments (x < τ1, τ1 ≤ x < τ2, …, x ≥ τ_last) each hold ≥ min_points."""
-    cuts = np.searchsorted(x, taus, side="left")
-    edges = np.concatenate([np.zeros((len(taus), 1), int), cuts, np.full((len(taus), 1), x.size)], axis=1)
-    return np.all(np.diff(edges, axis=1) >= min_points, axis=1) & np.all(np.diff(taus, axis=1) > 0, axis=1)
-
-
-@dataclass(frozen=True)
-class _Candidates:
-    """Breakpoint candidates ``taus`` ``[C, n_breaks]`` for curve positions x, with Qᵀ of each
-    candidate's design (orthonormal basis of its columns) stacked in ``basis_t`` ``[C·(2 + n_breaks), n_points]``.
-
-    The least-squares RSS of y is ‖y‖² − ‖Qᵀy‖², so the best candidate for any y is one
-    matrix-vector product away.
-    """
-
-    taus: np.ndarray
-    basis_t: np.ndarray
-
-    @classmethod
-    def build(cls, x: np.ndarray, taus: np.ndarray) -> "_Candidates":
-        q, _ = np.linalg.qr(_hinge_design(x, taus))
-        return cls(taus, np.swapaxes(q, 1, 2).reshape(-1, x.size))
-
-    def best(self, y: np.ndarray) -> np.ndarray:
-        projected = (self.basis_t @ y).reshape(len(self.taus), -1)
-        return self.taus[np.argmax(np.einsum("ck,ck->c", projected, projected))]
-
-
-def _grid(x: np.ndarray, n_breaks: int, min_points: int) -> np.ndarray:
-    """All breakpoint tuples placed on data positions x_k that leave ≥ min_points per segment."""
-    positions = np.arange(min_points, x.size - min_points + 1)
-    if n_breaks == 1:
-        ks = positions[:, None]
-    else:
-        k1, k2 = np.meshgrid(positions, positions, indexing="ij")
-        keep = k2 - k1 >= min_points
-        ks = np.stack([k1[keep], k2[keep]], axis=1)
-    return x[ks]
-
-
-def _local_grid(centres: np.ndarray, half_widths: np.ndarray) -> np.ndarray:
-    """All breakpoint tuples on a ``REFINE_STEPS``-point grid of ±half_width around each centre."""
-    axes = [np.linspace(c - h, c + h, REFINE_STEPS) for c, h in zip(centres, half_widths)]
-    return np.stack([a.ravel() for a in np.meshgrid(*axes, indexing="ij")], axis=1)
-
-
-def _refine(x: np.ndarray, y: np.ndarray, best: np.ndarray, min_points: int) -> np.ndarray:
-    """Zoom in on the grid optimum ``best``: a fine grid spanning each breakpoint's data
-    neighbours, then finer ones around each level's optimum (``REFINE_LEVELS`` levels)."""
-    ks = np.searchsorted(x, best)
-    lo, hi = x[np.maximum(ks - 1, 0)], x[np.minimum(ks + 1, x.size - 1)]
-    centres, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    for _ in range(REFINE_LEVELS):
-        candidates = _local_grid(centres, half)
-        candidates = np.concatenate([best[None, :], candidates[_valid(x, candidates, min_points)]])
-        best = _Candidates.build(x, candidates).best(y)
-        centres, half = best, 2.0 * half / (REFINE_STEPS - 1)
-    return best
-
-
-def _segment_fit(x: np.ndarray, y: np.ndarray, breakpoints: np.ndarray) -> SegmentFit:
-    design = _hinge_design(x, breakpoints[None, :])[0]
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    rss = float(np.sum((y - design @ coef) ** 2))
-    n, n_segments = x.size, breakpoints.size + 1
-    bic = n * np.log(max(rss, np.finfo(float).tiny) / n) + 2 * n_segments * np.log(n)
-    return SegmentFit(
-        n_segments=n_segments,
-        breakpoints=tuple(float(t) for t in breakpoints),
-        intercept=float(coef[0]),
-        slopes=tuple(float(s) for s in np.cumsum(coef[1:])),
-        rss=rss,
-        bic=float(bic),
-    )
-
-
 @dataclass(frozen=True)
 class _Layout:
-    """The ln-rank binning of ranks 1..n_positive and the coarse breakpoint grids of the binned
-    curve: everything about a fit that does not depend on the influence values."""
+    """The ln-rank binning of ranks 1..n_positive and the segment fitter of the binned curve:
+    everything about a fit that does not depend on the influence values."""
 
-    bin_of_rank: np.ndarray
+    bin_starts: np.ndarray
     counts: np.ndarray
-    x: np.ndarray
-    min_points: int
-    coarse: dict[int, _Candidates]
+    grid: SegmentGrid
 
     @classmethod
     def build(cls, n_positive: int, bin_width: float, min_points: int) -> "_Layout":
@@ -314,21 +193,16 @@ class _Layout:
                 f"{min_points} needs at least {3 * min_points}: too few positive neurons "
                 "(or lower min_segment_points / bin_width)"
             )
-        coarse = {s: _Candidates.build(x, _grid(x, s - 1, min_points)) for s in (2, 3)}
-        return cls(bin_of_rank, counts, x, min_points, coarse)
+        return cls(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts, SegmentGrid(x, min_points))
+
+    @property
+    def x(self) -> np.ndarray:
+        """Mean ln rank of each bin ``[n_points]``."""
+        return self.grid.x
 
     def binned(self, ln_influence: np.ndarray) -> np.ndarray:
-        """Mean ln I of each bin ``[n_points]`` for a ranked curve ``[n_positive]``."""
-        return np.bincount(self.bin_of_rank, weights=ln_influence) / self.counts
-
-    def fit(self, y: np.ndarray) -> dict[int, SegmentFit]:
-        """The best 1-, 2- and 3-segment fits to the binned curve ``y``."""
-        y_centred = y - y.mean()
-        fits = {1: _segment_fit(self.x, y, np.zeros(0))}
-        for s, candidates in self.coarse.items():
-            best = _refine(self.x, y_centred, candidates.best(y_centred), self.min_points)
-            fits[s] = _segment_fit(self.x, y, best)
-        return fits
+        """Mean ln I of each bin ``[..., n_points]`` of ranked curves ``[..., n_positive]`` (bins hold consecutive ranks)."""
+        return np.add.reduceat(ln_influence, self.bin_starts, axis=-1) / self.counts
 
 
 def _plateau_score(fit3: SegmentFit) -> float:
@@ -414,7 +288,7 @@ def fit_regimes(influence: np.ndarray | Sequence[float], min_segment_points: int
     if layout is None:
         _Layout.build(ids.size, bin_width, min_segment_points)  # raises the explanatory ValueError
     y = layout.binned(ln_influence)
-    fits = layout.fit(y)
+    fits = {s: batch.curve(0) for s, batch in layout.grid.fit(y[None]).items()}
     fit3 = fits[3]
     tau1, tau2 = fit3.breakpoints
     d_mlp = int(np.asarray(influence).size)
@@ -526,20 +400,29 @@ class PlateauStatistics:
 def plateau_statistics(curves: np.ndarray, min_segment_points: int = 5,
                        bin_width: float = DEFAULT_BIN_WIDTH) -> PlateauStatistics:
     """The 3-segment statistics of each influence curve ``[n_curves, d_mlp]`` (nats), as ``fit_regimes``
-    computes them for one curve (the same binning, grid and refinement), without the power-law tests."""
+    computes them for one curve (the same binning, grid and refinement), without the power-law tests.
+
+    Curves with the same number of positive neurons share a binning and are fitted together.
+    """
     _check_options(min_segment_points, bin_width)
     curves = np.atleast_2d(np.asarray(curves, dtype=float))
+    positive = np.isfinite(curves) & (curves > 0)
+    ranked = -np.sort(np.where(positive, -curves, np.inf), axis=1)   # descending; non-positive last
+    n_positive = positive.sum(axis=1)
     out = np.full((5, curves.shape[0]), np.nan)
-    for r, influence in enumerate(curves):
-        positive = np.sort(influence[np.isfinite(influence) & (influence > 0)])[::-1]
-        layout = _layout(positive.size, float(bin_width), int(min_segment_points))
+    for n in np.unique(n_positive):
+        layout = _layout(int(n), float(bin_width), int(min_segment_points))
         if layout is None:
             continue
-        fits = layout.fit(layout.binned(np.log(positive)))
-        fit3 = fits[3]
-        tau1 = fit3.breakpoints[0]
-        out[:, r] = (_plateau_score(fit3), fits[2].bic - fit3.bic, tau1,
-                     np.count_nonzero(np.log(np.arange(1, positive.size + 1)) < tau1), _flatness(fit3))
+        rows = np.flatnonzero(n_positive == n)
+        fits = layout.grid.fit(layout.binned(np.log(ranked[rows, :n])))
+        tau1 = fits[3].breakpoints[:, 0]
+        ln_rank = np.log(np.arange(1, n + 1))
+        s1, s2 = fits[3].slopes[:, 0], fits[3].slopes[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flatness = np.where(s2 < 0, 1.0 - s1 / s2, np.nan)
+        out[:, rows] = (s1 - s2, fits[2].bic - fits[3].bic, tau1, np.searchsorted(ln_rank, tau1, side="left"),
+                        flatness)
     return PlateauStatistics(*out)
 
 

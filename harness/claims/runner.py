@@ -62,6 +62,37 @@ def setup_name(family: str) -> str:
     return SEED_SUFFIX.sub("", family)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` → (K, N) with 1 ≤ K ≤ N; ValueError with one line otherwise."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f"--shard {text!r}: expected K/N with whole numbers 1 ≤ K ≤ N, e.g. 1/4")
+    return int(k), int(n)
+
+
+def shard_subjects(subjects: list[Subject], shard: str | None) -> list[Subject]:
+    """The subjects of shard ``"K/N"`` (all of them when ``shard`` is None), in their given order.
+
+    Whole training setups go to one shard — every checkpoint of every seed family of one
+    ``setup_name`` — so claims over training see all their checkpoints. Setups are dealt
+    largest first (by checkpoint count, then first appearance) to the shard holding the fewest
+    checkpoints so far (the lowest-numbered on ties): deterministic for the same subject list,
+    and balanced by checkpoints. A shard may be empty when N exceeds the number of setups.
+    """
+    if shard is None:
+        return list(subjects)
+    k, n = parse_shard(shard)
+    setups: OrderedDict[str, list[Subject]] = OrderedDict()
+    for family, members in families(subjects).items():
+        setups.setdefault(setup_name(family), []).extend(members)
+    load, owner = [0] * n, {}
+    for setup in sorted(setups, key=lambda name: -len(setups[name])):  # sorted() is stable: ties keep their order
+        target = min(range(n), key=lambda i: (load[i], i))
+        owner[setup] = target
+        load[target] += len(setups[setup])
+    return [s for s in subjects if owner[setup_name(s.family)] == k - 1]
+
+
 def _test_label(subject: Subject) -> str:
     return subject.test_id
 
@@ -149,7 +180,11 @@ class Session:
             studies = source.checkpoints
         for s in studies:
             s.begin_claim()
-        record = target.claim.evaluate(source, self.settings)
+        try:
+            record = target.claim.evaluate(source, self.settings)
+        finally:
+            for s in studies:
+                s.release_model()
         record.subject = target.label
         record.provenance = {
             "weights_sha256": {s.label: s.weights_sha256 for s in studies},

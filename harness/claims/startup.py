@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness.claims.registry import CLAIMS, ClaimRegistryError, select_claims
+from harness.claims.runner import parse_shard, shard_subjects
 from harness.claims.settings import SettingsError, load_settings
 from harness.data.evaldata import EvalSpec, TooFewPositionsError
 from harness.measure.study import StudyConfig
@@ -29,7 +30,7 @@ class StartupError(ValueError):
 
 
 OPTION_NAMES = ("subjects", "claims", "claims_config", "eval_sequences", "eval_length", "eval_seed", "eval_corpus",
-                "rare_definition", "conditioning", "token_counts", "frequency_corpus", "dtype")
+                "rare_definition", "conditioning", "token_counts", "frequency_corpus", "dtype", "shard")
 
 
 def study_config(options: Mapping[str, Any], settings: dict[str, Any]) -> StudyConfig:
@@ -53,6 +54,8 @@ def check_startup(options: Mapping[str, Any], check_files: bool = True) -> dict[
         settings = load_settings(options.get("claims_config"))
         select_claims(options.get("claims"))
         subjects = expand_subjects(options["subjects"])
+        if options.get("shard") is not None:
+            parse_shard(options["shard"])
         study_config(options, settings)
     except (SettingsError, ClaimRegistryError, SubjectError, ValueError) as err:
         raise StartupError(_one_line(err)) from None
@@ -96,15 +99,21 @@ def check_data(subjects: list[Subject], config: StudyConfig) -> None:
             raise StartupError(f"{subject.spec}: {_one_line(err)}") from None
 
 
-def run_metadata_for(command_line: str, options: Mapping[str, Any], settings: dict[str, Any], device: str,
-                     shard: str | None = None) -> dict[str, Any]:
-    """The run document's metadata: subjects, device, seeds, every setting, the claims' descriptions."""
-    subjects = [s.spec for s in expand_subjects(options["subjects"])]
+def run_subjects(options: Mapping[str, Any]) -> list[Subject]:
+    """The subjects this run measures: ``options["subjects"]`` expanded, then ``options["shard"]``'s share."""
+    return shard_subjects(expand_subjects(options["subjects"]), options.get("shard"))
+
+
+def run_metadata_for(command_line: str, options: Mapping[str, Any], settings: dict[str, Any], device: str
+                     ) -> dict[str, Any]:
+    """The run document's metadata: subjects (of the shard, if any), device, seeds, every setting, the
+    claims' descriptions, the shard."""
+    subjects = [s.spec for s in run_subjects(options)]
     claims = {c.id: c.describe() for c in select_claims(options.get("claims"))}
     return run_metadata(command_line=command_line, subjects=subjects, device=device,
                         seeds={"eval": options["eval_seed"], "claims": settings["seed"]}, settings=settings,
-                        claims=claims, shard=shard)
+                        claims=claims, shard=options.get("shard"))
 
 
 __all__ = ["CLAIMS", "OPTION_NAMES", "StartupError", "check_data", "check_startup", "check_token_counts",
-           "run_metadata_for", "study_config"]
+           "run_metadata_for", "run_subjects", "study_config"]

@@ -8,108 +8,68 @@ measurement's own metadata). Entries are written into a temporary directory besi
 final one and renamed into place (atomic), under one file lock per key, so concurrent
 workers compute each entry once: the others wait for the lock and then read. Every read
 checks the hash; a corrupt or partial entry is logged and recomputed.
+
+The root may also be an fsspec URL (``s3://bucket/prefix``, ``gs://…``; ``file://`` is a local
+path) so that jobs on several machines share measurements: see ``harness.measure.object_cache``
+for how entries are written there without renames or locks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import logging
 import os
 import re
 import shutil
-import time
 import uuid
-import zipfile
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import numpy as np
 from filelock import FileLock
+
+from harness.measure.entries import (  # noqa: F401 (ARRAYS_FILE, META_FILE, key_digest: the cache's public names)
+    ARRAYS_FILE,
+    META_FILE,
+    CacheEntry,
+    Compute,
+    CorruptEntry,
+    EntryInfo,
+    NAME_RE,
+    canonical_key,
+    check_name,
+    compute_entry,
+    decode_entry,
+    key_digest,
+    sha256_bytes,
+)
+from harness.measure.object_cache import ObjectCache
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-ARRAYS_FILE = "arrays.npz"
-META_FILE = "meta.json"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TMP_PREFIX = ".tmp-"
 
 _DIGEST_RE = re.compile(r"^(?:\.tmp-)?([0-9a-f]{64})(?:-[0-9a-f]{32}|\.lock)?$")
 
-Compute = Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
 
-
-def default_root() -> Path:
-    """``$RARE_CACHE_DIR`` or ``~/.cache/rare-token-claims/measurements``."""
+def default_root() -> Path | str:
+    """``$RARE_CACHE_DIR`` (a directory or an fsspec URL) or ``~/.cache/rare-token-claims/measurements``."""
     env = os.environ.get("RARE_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "rare-token-claims" / "measurements"
+    if not env:
+        return Path.home() / ".cache" / "rare-token-claims" / "measurements"
+    return env if is_remote(env) else local_path(env)
 
 
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def is_remote(root: str | os.PathLike[str]) -> bool:
+    """Whether ``root`` is a URL of a remote filesystem (``s3://``, ``gs://``, …; not ``file://``)."""
+    scheme, sep, _ = str(root).partition("://")
+    return bool(sep) and scheme != "file"
 
 
-def _canonical_json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"{what} must be JSON data (str, int, finite float, bool, None, lists, str-keyed dicts): {err}"
-        ) from err
-
-
-def _canonical_key(key: Mapping[str, Any]) -> str:
-    if not isinstance(key, Mapping):
-        raise ValueError(f"a cache key is a mapping, got {type(key).__name__}")
-    return _canonical_json(dict(key), "a cache key")
-
-
-def key_digest(key: Mapping[str, Any]) -> str:
-    """The sha256 (hex) of the key's canonical JSON (sorted keys, no whitespace).
-
-    Raises ValueError if the key holds anything but JSON data (e.g. a numpy scalar or NaN).
-    """
-    return _sha256_bytes(_canonical_key(key).encode())
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One measurement: its arrays, its own metadata and where it came from.
-
-    ``from_cache`` is False when this call computed it; ``compute_seconds`` is the time the
-    computation took when it was made.
-    """
-
-    name: str
-    digest: str
-    path: Path
-    arrays: dict[str, np.ndarray]
-    meta: dict[str, Any]
-    key: dict[str, Any]
-    created: str
-    compute_seconds: float
-    from_cache: bool
-
-
-@dataclass(frozen=True)
-class EntryInfo:
-    """An entry on disk, for housekeeping (``MeasurementCache.entries``)."""
-
-    name: str
-    digest: str
-    path: Path
-    created: str
-    compute_seconds: float
-    size_bytes: int
-
-
-class CorruptEntry(Exception):
-    """An entry on disk that does not read back as written (internal to the cache)."""
+def local_path(root: str | os.PathLike[str]) -> Path:
+    """A local directory, given as a path or a ``file://`` URL."""
+    text = str(root)
+    return Path(text[len("file://"):] if text.startswith("file://") else text)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -119,99 +79,71 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _check_arrays(arrays: Any, name: str) -> dict[str, np.ndarray]:
-    if not isinstance(arrays, Mapping) or not all(isinstance(k, str) and k for k in arrays):
-        raise ValueError(
-            f"the compute function for {name!r} must return (arrays, meta), arrays a dict of name -> numpy array"
-        )
-    bad = [k for k, v in arrays.items() if not isinstance(v, np.ndarray) or v.dtype.hasobject]
-    if bad:
-        raise ValueError(f"the compute function for {name!r} returned non-numeric arrays {bad}; give numpy arrays")
-    return dict(arrays)
-
-
 class MeasurementCache:
-    """Measurements on disk under ``root`` (default :func:`default_root`)."""
+    """Measurements under ``root``: a local directory or an fsspec URL (default :func:`default_root`).
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root) if root is not None else default_root()
+    ``storage_options`` go to fsspec for a URL root (e.g. ``{"client_kwargs": {"endpoint_url": …}}``).
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None,
+                 storage_options: Mapping[str, Any] | None = None) -> None:
+        root = default_root() if root is None else root
+        self.remote = ObjectCache(str(root), storage_options) if is_remote(root) else None
+        self.root: Path | str = str(root) if self.remote is not None else local_path(root)
 
     def _name_dir(self, name: str) -> Path:
-        if not _NAME_RE.match(name):
-            raise ValueError(f"measurement name {name!r} must be letters, digits, '_', '.', '-' (starting alphanumeric)")
-        return self.root / name
+        return self.root / check_name(name)
 
-    def _read(self, name: str, digest: str, path: Path, canonical_key: str) -> CacheEntry:
+    def _read(self, name: str, digest: str, path: Path, canonical: str) -> CacheEntry:
         """Read and verify an entry; raises FileNotFoundError if absent, CorruptEntry if bad."""
         if not path.is_dir():
             raise FileNotFoundError(path)
-        try:
-            record = json.loads((path / META_FILE).read_text())
-            data = (path / ARRAYS_FILE).read_bytes()
-            if record.get("format") != FORMAT_VERSION:
-                raise CorruptEntry(f"format {record.get('format')!r}, expected {FORMAT_VERSION}")
-            if _sha256_bytes(data) != record["arrays_sha256"]:
-                raise CorruptEntry(f"{ARRAYS_FILE} does not match its recorded sha256")
-            if _canonical_json(record["key"], "the stored key") != canonical_key:
-                raise CorruptEntry("the stored key differs from the requested one")
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as err:
-            raise CorruptEntry(f"{type(err).__name__}: {err}") from err
-        return CacheEntry(name, digest, path, arrays, record["meta"], record["key"], record["created"],
-                          record["compute_seconds"], from_cache=True)
+        return decode_entry(name, digest, path, (path / META_FILE).read_bytes,
+                            lambda record: (path / ARRAYS_FILE).read_bytes(), canonical)
 
     def get_or_compute(self, name: str, key: Mapping[str, Any], compute: Compute) -> CacheEntry:
         """The entry for ``key`` under measurement ``name``: read from disk, or computed once and stored.
 
         ``compute()`` returns ``(arrays, meta)``: a dict of name -> numpy array and a dict of
-        JSON metadata. Under concurrency exactly one caller computes; the others wait on the
-        key's file lock and read its result.
+        JSON metadata. Under concurrency on a local root exactly one caller computes; the others
+        wait on the key's file lock and read its result (on a URL root see ``ObjectCache``).
         """
+        canonical = canonical_key(key)
+        digest = sha256_bytes(canonical.encode())
+        if self.remote is not None:
+            return self.remote.get_or_compute(check_name(name), digest, canonical, compute)
         name_dir = self._name_dir(name)
-        canonical_key = _canonical_key(key)
-        digest = _sha256_bytes(canonical_key.encode())
         path = name_dir / digest
         with contextlib.suppress(FileNotFoundError, CorruptEntry):
-            return self._read(name, digest, path, canonical_key)
+            return self._read(name, digest, path, canonical)
         name_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(name_dir / f"{digest}.lock")):
             for stale in name_dir.glob(f"{_TMP_PREFIX}{digest}-*"):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a writer that died holding this lock
             try:
-                return self._read(name, digest, path, canonical_key)
+                return self._read(name, digest, path, canonical)
             except FileNotFoundError:
                 pass
             except CorruptEntry as err:
                 log.warning("measurement cache: entry %s/%s is corrupt (%s); recomputing", name, digest, err)
                 shutil.rmtree(path)
-            return self._compute_and_store(name, digest, path, json.loads(canonical_key), compute)
+            return self._compute_and_store(name, digest, path, json.loads(canonical), compute)
 
     def _compute_and_store(
         self, name: str, digest: str, path: Path, key: dict[str, Any], compute: Compute
     ) -> CacheEntry:
-        start = time.perf_counter()
-        result = compute()
-        seconds = time.perf_counter() - start
-        if not (isinstance(result, tuple) and len(result) == 2):
-            raise ValueError(f"the compute function for {name!r} must return a tuple (arrays, meta)")
-        arrays = _check_arrays(result[0], name)
-        meta = json.loads(_canonical_json(dict(result[1]), f"metadata of {name!r}"))
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        data = buffer.getvalue()
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        record = {"format": FORMAT_VERSION, "name": name, "digest": digest, "key": key, "meta": meta,
-                  "arrays_sha256": _sha256_bytes(data), "created": created, "compute_seconds": seconds}
+        encoded = compute_entry(name, digest, path, key, compute)
         tmp = path.parent / f"{_TMP_PREFIX}{digest}-{uuid.uuid4().hex}"
         tmp.mkdir()
-        _write_file(tmp / ARRAYS_FILE, data)
-        _write_file(tmp / META_FILE, json.dumps(record, indent=1, sort_keys=True).encode())
+        _write_file(tmp / ARRAYS_FILE, encoded.data)
+        _write_file(tmp / META_FILE, encoded.record_bytes)
         os.rename(tmp, path)
-        return CacheEntry(name, digest, path, arrays, meta, key, created, seconds, from_cache=False)
+        return encoded.entry
 
     def entries(self, name: str | None = None) -> list[EntryInfo]:
         """Every readable entry (all measurements, or one), sorted by name and creation time."""
+        if self.remote is not None:
+            return self.remote.entries(name)
         found = []
         for name_dir in self._name_dirs(name):
             for path in name_dir.glob("*/" + META_FILE):
@@ -229,7 +161,7 @@ class MeasurementCache:
     def _name_dirs(self, name: str | None) -> list[Path]:
         if name is not None:
             return [self._name_dir(name)]
-        return sorted(p for p in self.root.glob("*") if p.is_dir() and _NAME_RE.match(p.name))
+        return sorted(p for p in self.root.glob("*") if p.is_dir() and NAME_RE.match(p.name))
 
     def clear(self, name: str | None = None) -> int:
         """Delete the entries, locks and leftover temporary directories (all measurements, or one).
@@ -238,6 +170,8 @@ class MeasurementCache:
         are deleted. Returns the number of complete entries deleted. Not to be run while
         workers write.
         """
+        if self.remote is not None:
+            return self.remote.clear(name)
         count = len(self.entries(name))
         for name_dir in self._name_dirs(name):
             for path in name_dir.glob("*"):
@@ -250,3 +184,4 @@ class MeasurementCache:
             with contextlib.suppress(OSError):
                 name_dir.rmdir()
         return count
+

@@ -100,6 +100,7 @@ class Study:
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._used: dict[str, str] = {}
+        self._model = None
 
     # -- identity ------------------------------------------------------------------------
     @property
@@ -277,8 +278,15 @@ class Study:
         return dict(self._used)
 
     def load_model(self):
-        """The subject as a TransformerLens model on this study's device and dtype."""
-        return loading.load_model(self.subject, device=self.device, dtype=DTYPES[self.config.dtype])
+        """The subject as a TransformerLens model on this study's device and dtype: loaded on the first
+        measurement that misses the cache and kept until ``release_model``."""
+        if self._model is None:
+            self._model = loading.load_model(self.subject, device=self.device, dtype=DTYPES[self.config.dtype])
+        return self._model
+
+    def release_model(self) -> None:
+        """Drop the loaded model, if any (the runner calls this after each claim; cached arrays stay)."""
+        self._model = None
 
     # -- measurements --------------------------------------------------------------------
     def activations(self) -> dict[str, np.ndarray]:
