@@ -18,9 +18,15 @@ are turned into specialists, then interpolated with their original parameters by
   mean-ablating it costs rare-target loss (a positive influence), and the planted write rows share
   one direction. (Measured on the way:
   rotating the write rows towards the mean unembedding of rare tokens instead *lowered* rare-target
-  loss when the neurons were ablated — raising all rare logits alike does not help a particular one —
-  and training the planted rows on rare-target loss over 64 sequences did not carry over to held-out
-  text.)
+  loss when the neurons were ablated — raising all rare logits alike does not help a particular one;
+  larger read or write norms made the planted group overshoot together, so that ablating one of them
+  *lowered* rare-target loss; and training the planted rows on a rare-weighted loss over 512
+  sequences helped rare targets by a nearly constant push, which mean ablation cannot see.)
+
+How strong the control is, measured on ``neox-tiny-planted`` (256 neurons, 16 planted): the
+planted neurons have positive influence but rank 44–198 of 256 — the rare-context signal the read
+rows can use in a 2-layer model is weak. The default ``neox-4l-planted`` is larger; the README
+gives what the suite recovers there.
 
 Norms are kept, so a planted neuron's ‖W_out‖ and scale of activation stay in the range of the
 others. The planted neurons fire together at rare-target contexts (coordinated, C6), push rare
@@ -45,8 +51,6 @@ from harness.zoo.specs import COUNTS, MANIFEST, PLANTED_IDS, ZOO, PlantedSpec, s
 from harness.zoo.stream import pack
 
 CONTEXT_SEQUENCES = 512 # training sequences on which the planted directions are measured
-READ_GAIN = 1.0         # the planted neurons' pre-activation SD at full strength, in units of their own
-WRITE_GAIN = 2.0        # their write norm at full strength, in units of their own
 
 
 def planted_ids(spec: PlantedSpec) -> np.ndarray:
@@ -112,15 +116,13 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
         read0, bias0 = w_in[idx].clone(), b_in[idx].clone()
         pre0 = mlp_in @ read0.T + bias0                                          # [n_positions, k]
         read = _rotate(read0, d_r[None], sigma)
-        gain = 1.0 + (READ_GAIN - 1.0) * sigma
-        read *= gain * pre0.std(0)[:, None] / (mlp_in @ read.T).std(0)[:, None]  # pre-activation SD × gain
-        bias = pre0.mean(0) - mlp_in.mean(0) @ read.T                            # mean pre-activation kept
+        read *= pre0.std(0)[:, None] / (mlp_in @ read.T).std(0)[:, None]        # pre-activation SD kept
+        bias = pre0.mean(0) - mlp_in.mean(0) @ read.T                            # and its mean
         act = F.gelu(mlp_in @ read.T + bias)                                     # [n_positions, k]
         excess = act[rare_target].mean(0) - act.mean(0)                          # [k] above the mean at rare targets
         helps = -torch.sign(excess)[:, None] * grad.mean(0)[None]                # [k, d_model]
         w_in[idx], b_in[idx] = read, bias
-        gain = 1.0 + (WRITE_GAIN - 1.0) * sigma
-        w_out[:, idx] = gain * _rotate(w_out[:, idx].T, helps / helps.norm(dim=1, keepdim=True), sigma).T
+        w_out[:, idx] = _rotate(w_out[:, idx].T, helps / helps.norm(dim=1, keepdim=True), sigma).T
     return {"rare_context_positions": int(rare_target.sum()), "sigma": sigma,
             "mean_excess_activation": float(excess.mean())}
 
