@@ -234,7 +234,7 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(result.params[1]), float(result.bse[1]), float(result.rsquared)
 
 
-def _likelihood_ratios(values: np.ndarray) -> tuple[float, LikelihoodRatio, LikelihoodRatio]:
+def likelihood_ratios(values: np.ndarray) -> tuple[float, LikelihoodRatio, LikelihoodRatio]:
     """Power-law α of ``values`` on [min, max] and its LR tests against lognormal and exponential.
 
     powerlaw 2.0.0 skips the numerical fit of a continuous power law when the untruncated
@@ -250,6 +250,7 @@ def _likelihood_ratios(values: np.ndarray) -> tuple[float, LikelihoodRatio, Like
     lo, hi = float(values.min()), float(values.max())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
         fit = powerlaw.Fit(values, xmin=lo, xmax=hi, discrete=False, verbose=0)
         fit.power_law = Power_Law(data=fit.data, xmin=lo, xmax=hi, discrete=False, force_numerical_fit=True,
                                   parameter_ranges={"alpha": POWER_LAW_ALPHA_RANGE}, parent_Fit=fit, verbose=0)
@@ -296,7 +297,7 @@ def fit_regimes(influence: np.ndarray | Sequence[float], min_segment_points: int
     specialists = ids[ln_rank < tau1]
     middle = (ln_rank >= tau1) & (ln_rank < tau2)
     ols_slope, ols_se, r2 = _ols(ln_rank[middle], ln_influence[middle])
-    alpha, lr_lognormal, lr_exponential = _likelihood_ratios(np.exp(ln_influence[middle]))
+    alpha, lr_lognormal, lr_exponential = likelihood_ratios(np.exp(ln_influence[middle]))
     return RegimeFit(
         d_mlp=d_mlp,
         n_positive=int(ids.size),

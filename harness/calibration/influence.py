@@ -21,7 +21,8 @@ Families (``InfluenceWorld`` parameters):
 - a planted plateau: ``k`` neurons whose direction relevance lifts them to a flat top ``height``
   (ln nats) above the highest unplanted influence — C1 must be supported;
 - common targets get their own directions (a plateau there only when ``common_plateau``) — C2;
-- a curved (lognormal) or exactly power-law middle — C3 (``power_law_middle``).
+- a curved (lognormal) or exactly power-law middle between a flat top and a rapid decay — C3
+  (``power_law_middle``; the direction relevances then get no spread, so the curve is the planted one).
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ def _magnitudes(world: InfluenceWorld, rng: np.random.Generator) -> tuple[np.nda
     """(a, w): activation-change and write-norm parts of every neuron's magnitude."""
     n = world.d_mlp
     if world.power_law_middle > 0:
+        # the papers' three regimes: a flat top of 1.7% of the neurons, a power law of exponent β down
+        # to rank 0.3 n, then a rapid (Gaussian in rank) decay
         ranks = np.arange(1, n + 1, dtype=float)
-        decay = np.exp(-((ranks / (0.4 * n)) ** 2))
-        m = ranks ** -world.power_law_middle * decay * np.exp(0.05 * rng.standard_normal(n))
-        m = rng.permutation(m)
+        top, knee = max(2, round(0.017 * n)), 0.3 * n
+        m = np.maximum(ranks, top) ** -world.power_law_middle
+        m *= np.exp(-np.maximum(ranks - knee, 0.0) ** 2 / (0.05 * n) ** 2)
+        m = rng.permutation(m * np.exp(0.05 * rng.standard_normal(n)))
         return m, np.ones(n)
     if world.magnitude == "gamma":
         shape = 1.0 / world.spread
@@ -109,7 +113,8 @@ class SyntheticInfluence:
         w = self.world
         self.a, self.w = _magnitudes(w, rng)
         base = self.a * self.w
-        self.d, self.planted = _directions(w.d_mlp, w.direction_spread, w.plateau_k, w.plateau_height,
+        spread = 0.0 if w.power_law_middle > 0 else w.direction_spread
+        self.d, self.planted = _directions(w.d_mlp, spread, w.plateau_k, w.plateau_height,
                                            w.plateau_strength, base, rng, w.direction_correlation)
         self.d_common, _ = _directions(w.d_mlp, w.direction_spread, w.common_plateau_k, w.common_plateau_height,
                                        1.0, base, rng)

@@ -30,6 +30,7 @@ from harness.analysis.regimes import (
     bootstrap_regimes,
     curve_band,
     fit_regimes,
+    likelihood_ratios,
     middle_curvature,
     plateau_statistics,
     pooled_influence,
@@ -262,13 +263,15 @@ def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
 @claim(
     "C3", "power_law_middle", scope="subject", rule_version=2,
     statement="The middle regime of the rare-token influence curve is a power law.",
-    rule="inconclusive when the middle window of the 3-segment fit spans less than c3_min_window ln-rank or "
-         "20 neurons; supported on positive evidence only — a power law significantly preferred over both "
+    rule="the middle segment of the 3-segment fit, trimmed by c3_window_trim of its width at each end (its "
+         "edges bend into the neighbouring regimes); inconclusive when that window spans less than c3_min_window "
+         "ln-rank or 20 neurons; supported on positive evidence only — a power law significantly preferred over both "
          "lognormal and exponential (likelihood ratio, p < alpha), or the 1 − 2α bootstrap CI of the window's "
          "slope change inside ±c3_curvature_margin; contradicted when that CI lies outside the margin.",
     effect="|slope change across the middle window| < c3_curvature_margin",
     paper="exponent 0.3–1.05, R² ≥ 0.95 (code)",
-    settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "c3_curvature_margin", "c3_min_window"),
+    settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "c3_curvature_margin", "c3_min_window",
+              "c3_window_trim"),
 )
 def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C3"].new_record(source.label, settings)
@@ -280,17 +283,20 @@ def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     except ValueError as err:
         record.undecided("the rare-target curve cannot be fitted", f"{source.label}: {err}")
         return record
-    lo, hi = fit.fits[3].breakpoints
+    tau1, tau2 = fit.fits[3].breakpoints
+    trim = settings["c3_window_trim"] * (tau2 - tau1)
+    lo, hi = tau1 + trim, tau2 - trim
     curv = middle_curvature(influence.pooled(), lo, hi)
-    record.statistics.update(middle_exponent=fit.middle_exponent, middle_r2=fit.middle_r2, middle_neurons=curv.n,
-                             window_ln_rank=curv.width, slope_change=curv.slope_change,
-                             lr_lognormal_R=fit.lr_lognormal.R, lr_exponential_R=fit.lr_exponential.R,
-                             middle_alpha=fit.middle_alpha)
-    record.p_values.update(lr_lognormal=fit.lr_lognormal.p, lr_exponential=fit.lr_exponential.p)
-    record.sample_sizes.update(neurons=fit.d_mlp, middle_neurons=curv.n)
-    record.details.update(powerlaw_nested=False, window=[lo, hi])
     _, ln_rank, ln_inf = rank_curve(influence.pooled())
     inside = (ln_rank >= lo) & (ln_rank < hi)
+    _, lr_lognormal, lr_exponential = likelihood_ratios(np.exp(ln_inf[inside]))
+    record.statistics.update(middle_exponent=fit.middle_exponent, middle_r2=fit.middle_r2, middle_neurons=curv.n,
+                             window_ln_rank=curv.width, slope_change=curv.slope_change,
+                             lr_lognormal_R=lr_lognormal.R, lr_exponential_R=lr_exponential.R,
+                             middle_alpha=fit.middle_alpha)
+    record.p_values.update(lr_lognormal=lr_lognormal.p, lr_exponential=lr_exponential.p)
+    record.sample_sizes.update(neurons=fit.d_mlp, middle_neurons=curv.n)
+    record.details.update(powerlaw_nested=False, window=[lo, hi], middle_segment=[tau1, tau2])
     record.series.update(ln_rank=ln_rank.tolist(), ln_influence=ln_inf.tolist(), **_fit_series(fit),
                          middle_x=ln_rank[inside].tolist(), middle_y=ln_inf[inside].tolist())
     if curv.width < settings["c3_min_window"] or curv.n < 20:
@@ -305,7 +311,7 @@ def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record.ci["slope_change"] = list(ci)
     record.ci_levels["slope_change"] = level
     record.sample_sizes["bootstrap"] = int(np.isfinite(changes).sum())
-    preferred = all(lr.R > 0 and lr.p < alpha for lr in (fit.lr_lognormal, fit.lr_exponential))
+    preferred = all(lr.R > 0 and lr.p < alpha for lr in (lr_lognormal, lr_exponential))
     equivalent = -margin < ci[0] and ci[1] < margin
     record.headline = headline("slope change across the middle window", curv.slope_change, ci, level,
                                smallest_effect=margin, paper=CLAIMS["C3"].paper,
@@ -316,8 +322,8 @@ def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
         {"curved": ci[0] > margin or ci[1] < -margin},
         f"{source.label}: middle regime exponent {fit.middle_exponent:.3g} over {curv.n} neurons "
         f"({curv.width:.2f} ln-rank), slope change {curv.slope_change:.3g} ({level:.0%} CI {_fmt(ci)}, margin "
-        f"±{margin}); LR vs lognormal R = {fit.lr_lognormal.R:.2f} (p = {fit.lr_lognormal.p:.3g}), vs exponential "
-        f"R = {fit.lr_exponential.R:.2f} (p = {fit.lr_exponential.p:.3g}); paper: {CLAIMS['C3'].paper}",
+        f"±{margin}); LR vs lognormal R = {lr_lognormal.R:.2f} (p = {lr_lognormal.p:.3g}), vs exponential "
+        f"R = {lr_exponential.R:.2f} (p = {lr_exponential.p:.3g}); paper: {CLAIMS['C3'].paper}",
     )
     return record
 

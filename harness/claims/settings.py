@@ -130,6 +130,8 @@ SETTINGS: dict[str, Setting] = {
                   "across its window (slope units); below a quarter of the papers' exponent range (0.3–1.05)"),
         _positive("c3_min_window", 1.0, "C3: shortest middle window (ln-rank units, an e-fold of ranks) that "
                   "can tell a power law from a curve"),
+        Setting("c3_window_trim", 0.2, "C3: share of the middle segment's width left out at each end (where it bends "
+                "into the plateau and the decay)", low=0.0, high=0.5, open_high=True),
         # -- C4, C9 ---------------------------------------------------------------------------
         _fraction("trend_fraction", 1 / 3, "C4, C9: the early and the late set are this fraction of the "
                   "checkpoints, first and last"),
