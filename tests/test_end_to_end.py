@@ -1,7 +1,11 @@
-"""End to end: ``pytest claims/ -n 2`` on the tiny zoo in a subprocess, then the merged records and report.
+"""End to end on the tiny zoo: ``pytest claims/`` and ``python -m harness check`` give the same records.
 
-Whatever the verdicts on these 2-layer models, every claim's code path must run: each
-(claim, subject) pair has a record, none of them an error, and the report renders.
+Both entry points run the registered procedures through one runner, so on the same subjects,
+settings and cache their records are identical (but for timing, test ids and provenance of when
+a measurement was first computed). Every (claim, target) pair has a record, none of them an
+error; every verdict agrees with the checks that decided it; the report renders; the verdict
+baseline written by ``check`` matches the pytest run, and a changed verdict makes
+``python -m harness report --baseline`` exit 1.
 """
 
 import json
@@ -12,42 +16,68 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import validate_run
-from harness.claims.registry import CLAIMS
-from harness.subjects import family_steps
+from harness.claims import CLAIMS
+from harness.records import validate_run, verdict_of
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("zoo:neox-tiny", "zoo:gpt2-tiny")
-# Small resample counts: this checks code paths and plumbing, not the claims.
-QUICK = {"n_bootstrap": 50, "n_null": 100, "n_null_curves": 5, "n_trend_permutations": 200,
-         "n_bootstrap_modularity": 10, "louvain_seeds": 2, "min_rare_positions": 50}
+SUBJECTS = "zoo:neox-tiny@*,zoo:gpt2-tiny@*"
+# Small resample counts: this checks the plumbing, not the claims.
+QUICK = {"n_bootstrap": 50, "n_null": 60, "n_null_curves": 19, "louvain_seeds": 2, "n_null_within_q": 20,
+         "min_rare_positions": 50}
+OPTIONS = ["--eval-sequences", "48", "--eval-length", "64"]
+VOLATILE = ("elapsed_s", "test_id")
+
+
+def _records(run: Path) -> dict[str, dict]:
+    _, records = validate_run(json.loads((run / "claims.json").read_text()))
+    out = {}
+    for r in records:
+        data = r.to_json()
+        for key in VOLATILE:
+            data.pop(key)
+        out[f"{r.claim_id}[{r.subject}]"] = data
+    return out
 
 
 @pytest.mark.slow
-def test_claims_run_end_to_end(tmp_path):
+def test_pytest_and_check_give_identical_records(tmp_path):
     config = tmp_path / "quick.json"
     config.write_text(json.dumps(QUICK))
-    env = dict(os.environ, RARE_ZOO_DIR=str(tmp_path / "zoo"), HF_HUB_OFFLINE="1")
-    cmd = [
-        sys.executable, "-m", "pytest", "claims/", "-n", "2", "-q", "-p", "no:cacheprovider",
-        "--subjects", ",".join(f"{f}@*" for f in FAMILIES), "--rare-definition", "longtail_50",
-        "--eval-sequences", "48", "--eval-length", "64", "--claims-config", str(config),
-        "--report-dir", str(tmp_path / "reports"), "--run-name", "e2e", "--cache-dir", str(tmp_path / "cache"),
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode in (0, 1), proc.stdout[-4000:] + proc.stderr[-4000:]
-    run = tmp_path / "reports" / "e2e"
-    metadata, records = validate_run(json.loads((run / "claims.json").read_text()))
-    got = {(r.claim_id, r.subject) for r in records}
-    finals = {f"{f}@step{max(family_steps(f))}" for f in FAMILIES}
-    want = {(c.id, s) for c in CLAIMS.values() for s in (FAMILIES if c.needs_checkpoints else finals)}
-    assert got == want
-    errors = [f"{r.claim_id}[{r.subject}]: {r.message}" for r in records if r.verdict == "error"]
-    assert not errors, errors
-    md = (run / "claims.md").read_text()
-    assert all(c.id in md for c in CLAIMS.values())
-    assert (run / "claims.html").stat().st_size > 0 and (run / "junit.xml").is_file()
-    assert list((run / "figures").glob("*.png"))
-    assert (tmp_path / "reports" / "latest").resolve() == run.resolve()
-    assert "rare-token claims" in proc.stdout
+    env = dict(os.environ, RARE_ZOO_DIR=str(tmp_path / "zoo"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    common = ["--claims-config", str(config), "--cache-dir", str(tmp_path / "cache"),
+              "--report-dir", str(tmp_path / "reports"), *OPTIONS]
+    check = subprocess.run([sys.executable, "-m", "harness", "check", SUBJECTS, *common, "--run-name", "check",
+                            "--write-baseline", str(tmp_path / "baseline.json")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
+    pytest_run = subprocess.run([sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:cacheprovider",
+                                 "--subjects", SUBJECTS, *common, "--run-name", "pytest"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    assert pytest_run.returncode in (0, 1), pytest_run.stdout[-3000:] + pytest_run.stderr[-3000:]
+    assert "rare-token claims" in pytest_run.stdout
 
+    by_check, by_pytest = _records(tmp_path / "reports" / "check"), _records(tmp_path / "reports" / "pytest")
+    assert set(by_check) == set(by_pytest)
+    assert {key.split("[")[0] for key in by_check} == set(CLAIMS)
+    for key in by_check:
+        assert by_check[key] == by_pytest[key], key
+    for key, r in by_check.items():
+        assert r["verdict"] != "error", (key, r["message"])
+        if r["supported_checks"] or r["contradicted_checks"]:
+            assert verdict_of(r["supported_checks"], r["contradicted_checks"]) == r["verdict"], key
+        assert r["rule_version"] == CLAIMS[r["claim_id"]].rule_version
+        assert r["provenance"]["measurements"], key
+    run = tmp_path / "reports" / "pytest"
+    assert (run / "claims.html").stat().st_size > 0 and (run / "junit.xml").is_file()
+    assert all(c in (run / "claims.md").read_text() for c in CLAIMS)
+
+    same = subprocess.run([sys.executable, "-m", "harness", "report", str(run), "--baseline",
+                           str(tmp_path / "baseline.json")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert same.returncode == 0, same.stdout + same.stderr
+    baseline = json.loads((tmp_path / "baseline.json").read_text())
+    first = next(iter(baseline["verdicts"]))
+    baseline["verdicts"][first] = "supported" if baseline["verdicts"][first] != "supported" else "contradicted"
+    (tmp_path / "changed.json").write_text(json.dumps(baseline))
+    changed = subprocess.run([sys.executable, "-m", "harness", "report", str(run), "--baseline",
+                              str(tmp_path / "changed.json")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert changed.returncode == 1 and f"CHANGED {first}" in changed.stdout

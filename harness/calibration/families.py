@@ -15,8 +15,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
 - C3: a middle regime that is an exact power law of exponent 0.6 (the middle of the papers' 0.3–1.05).
 - C4: the plateau's strength growing from 0 to 1 over 9 checkpoints (emergence from a homogeneous
   start); nulls: no plateau, per-sequence noise AR(1) (φ = 0.8) or a random walk across checkpoints.
-- C5: specialists dispersed over the layer's communities (κ ≈ 0, the papers' Q ≈ control); nulls: a
-  cohesive module, and a module of 6 of 16 specialists (κ above the margin).
+- C5: specialists falling into the layer's communities as random neurons do (κ ≈ 0, the papers' Q ≈
+  control); nulls: a cohesive module, and a module of 12 of 16 specialists (κ ≈ 0.5, beyond the
+  margin 0.2).
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance.
 - C7: every head small (1–4%) and the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
@@ -145,8 +146,8 @@ FAMILIES: list[Family] = [
            sample_sizes={**INFLUENCE_SIZES, "checkpoints": N_TRAJECTORY}),
     # C5
     Family("C5", "cohesive module", "null", _groups(boost=10.0, module_fraction=1.0), sample_sizes=GROUP_SIZES),
-    Family("C5", "module of 6 of 16 (beyond the margin)", "null", _groups(boost=10.0, module_fraction=0.375),
-           sample_sizes=GROUP_SIZES),
+    Family("C5", "module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "null",
+           _groups(boost=10.0, module_fraction=0.75), sample_sizes=GROUP_SIZES),
     Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
            effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
     # C6

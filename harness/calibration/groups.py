@@ -9,8 +9,9 @@ One ``GroupWorld`` is a final MLP of ``d_mlp`` neurons observed at the rare-targ
 co-activate more and, with influence ∝ variance, are selected), community factors g (``n_communities``
 blocks of neurons, Louvain's communities), and a factor h shared by the planted group only
 (``coordination`` β, C6); σ_n keeps every neuron's variance at λ² + γ² + 1 so the planted group is not
-told apart by its variance. The planted group is spread over the communities (C5 true), or a share
-``module_fraction`` of it forms one community of its own (1: a cohesive module, C5 false).
+told apart by its variance. The planted group falls into communities as any neurons do (dispersed,
+C5 true), or a share ``module_fraction`` of it forms one community of its own (1: a cohesive module,
+C5 false).
 
 Influence (what selects specialists) is per sequence ∝ the neuron's activation variance times
 lognormal noise (``selection_noise``), plus ``boost`` for the planted group (0: selection without
@@ -45,6 +46,7 @@ class GroupWorld:
     group_size: int = 16              # planted group size (also the default specialist count)
     coordination: float = 0.0         # β of the planted group's own factor
     module_fraction: float = 0.0      # share of the planted group that forms one community of its own (1: a module)
+    module_loading: float = 0.9       # loading of that module's own factor (strong enough for |r| ≥ 0.3 edges)
     boost: float = 0.0                # influence added to the planted group (0: no specialists)
     selection_noise: float = 1.0      # σ of the lognormal noise of influence around variance
     spike: float = 0.0                # share of a common direction in the planted group's weight rows
@@ -76,10 +78,10 @@ class SyntheticGroups:
         self.planted = np.sort(rng.choice(n, size=w.group_size, replace=False))
         community = rng.integers(0, w.n_communities, size=n)
         together = int(round(w.module_fraction * w.group_size))
-        community[self.planted] = np.arange(w.group_size) % w.n_communities
-        community[self.planted[:together]] = w.n_communities     # a community of their own
+        community[self.planted[:together]] = w.n_communities     # a community of their own; the rest as drawn
         lam = np.exp(-1.0 + w.global_spread * rng.standard_normal(n))
         gam = np.full(n, w.community_loading)
+        gam[self.planted[:together]] = w.module_loading
         beta = np.zeros(n)
         beta[self.planted] = w.coordination
         sigma = np.sqrt(np.maximum(1.0 - beta**2, 0.05))

@@ -94,6 +94,9 @@ def plateau_null(source: Evidence, settings: dict[str, Any], targets: str = "rar
 
 
 def _curve_series(influence: np.ndarray, suffix: str = "") -> dict[str, list[float]]:
+    """Figure data: the rank curve (ln rank, ln I) of ``influence`` ``[d_mlp]``; nothing when no neuron is positive."""
+    if not np.any(influence > 0):
+        return {}
     _, ln_rank, ln_inf = rank_curve(influence)
     return {f"ln_rank{suffix}": ln_rank.tolist(), f"ln_influence{suffix}": ln_inf.tolist()}
 
