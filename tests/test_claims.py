@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.analysis.regimes import plateau_statistics
 from harness.analysis.spectra import MLPWeights
 from harness.calibration.families import families_of
 from harness.calibration.groups import GroupWorld, SyntheticGroups
@@ -153,3 +154,23 @@ def test_verdicts_are_reproducible():
     a, b = CLAIMS["C6"].evaluate(source(), FAST), CLAIMS["C6"].evaluate(source(), FAST)
     assert a.to_json() == b.to_json()
     assert np.isfinite(a.statistics["mean_corr_effect"])
+
+
+def test_the_slope_difference_is_fooled_where_flatness_is_not():
+    """Finds the defect that decided C1's statistic: when a neuron's magnitude follows its direction's relevance
+    smoothly (ρ 0.7, no specialist group), the real curve is more spread than its direction-permuted nulls, and the
+    slope difference (the papers' plateau score) grows with spread — it exceeds the nulls' 95th percentile in
+    30% of such subjects — while flatness, a ratio of slopes, does not move with spread. Over 12 seeded draws the
+    slope difference exceeds it at least twice (at its measured rate 0.3, P(≤ 1 of 12) = 0.085 — the seeds are
+    fixed, so this either always or never fails) and flatness at most once (at a rate of 5%, P(≥ 2) = 0.12)."""
+    fam = family("C1", "magnitude follows relevance (ρ 0.7)")
+    above = {"score": 0, "flatness": 0}
+    for r in range(12):
+        source = fam.make(60 + r, 0.0)
+        observed = plateau_statistics(source.rare_influence().pooled()[None])
+        null = plateau_statistics(source.null_curves("rare", 0, 99, r, permutation="direction", kernel="approx",
+                                                     exact_checks=0, tolerance=1.0).curves)
+        for name in above:
+            above[name] += int(getattr(observed, name)[0] > np.nanquantile(getattr(null, name), 0.95))
+    assert above["score"] >= 2, above
+    assert above["flatness"] <= 1, above

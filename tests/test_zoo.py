@@ -86,8 +86,8 @@ def test_tiny_families_build_completely(tiny_root):
 
 
 def test_planted_families_change_only_the_planted_rows(tiny_root):
-    """A planted checkpoint is its base checkpoint with the planted neurons' final-MLP read rows and
-    write columns rotated (not at step 0, where the strength is 0); the counts are the base's."""
+    """A planted checkpoint is its base checkpoint with the planted neurons' final-MLP read rows, biases and
+    write columns changed (not at step 0, where the strength is 0); the counts are the base's."""
     from safetensors.torch import load_file
 
     for name in PLANTED:
@@ -104,10 +104,11 @@ def test_planted_families_change_only_the_planted_rows(tiny_root):
             original = load_file(base / f"step{step}" / "model.safetensors")
             assert planted.keys() == original.keys()
             changed = {k for k in planted if not torch.equal(planted[k], original[k])}
-            assert changed <= {f"{last}.dense_h_to_4h.weight", f"{last}.dense_4h_to_h.weight"}
-            if step == 0:  # strength 0: the rotation returns each row, up to rounding
+            assert changed <= {f"{last}.dense_h_to_4h.weight", f"{last}.dense_h_to_4h.bias",
+                               f"{last}.dense_4h_to_h.weight"}
+            if step == 0:  # strength 0: each row, its scale and its bias come back, up to rounding
                 for k in changed:
-                    torch.testing.assert_close(planted[k], original[k], rtol=1e-6, atol=1e-7)
+                    torch.testing.assert_close(planted[k], original[k], rtol=1e-5, atol=1e-6)
             else:
                 rows = (planted[f"{last}.dense_h_to_4h.weight"] != original[f"{last}.dense_h_to_4h.weight"]).any(1)
                 assert torch.nonzero(rows).flatten().tolist() == ids

@@ -15,9 +15,10 @@ why: the slope difference grows with the spread of the influences, so any smooth
 between a neuron's magnitude and its direction's relevance — more spread in the real curve than
 in its permuted nulls, no specialist group — made it "significant" in 30% of such subjects;
 flatness is invariant to that spread and held its size (0 of 20), as did iid lognormal and gamma
-influences, while a planted 17-neuron plateau was found 20 of 20 times. A full row permutation
-(``null_permutation = "row"``) failed the same way on magnitudes correlated with write norms
-(55% supported): the default permutes directions and keeps each neuron's write norm.
+influences, while a planted 17-neuron plateau was found 20 of 20 times. With a full row
+permutation (``null_permutation = "row"``) the slope difference failed the same way on
+magnitudes correlated with write norms (55% supported); the default permutes only directions,
+at each neuron's own write norm.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
 from harness.analysis.regimes import (
     bootstrap_regimes,
@@ -410,15 +412,15 @@ def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str
                           early_steps=[steps[0][i] for i in change.early], late_steps=[steps[0][i] for i in change.late])
     record.series.update(steps=[int(s) for s in steps[0]], standardized=first.tolist(),
                          standardized_lo=per_ckpt_ci[:, 0].tolist(), standardized_hi=per_ckpt_ci[:, 1].tolist())
-    tail = (1 - level) / 2
-    from scipy.stats import norm
-
-    record.series["null_band"] = [float(norm.ppf(tail)), float(norm.ppf(1 - tail))]
+    z_tail = float(norm.ppf((1 + level) / 2))
+    record.series["null_band"] = [-z_tail, z_tail]
     minimum = settings[effect_setting]
+    spread = np.sqrt(1 / len(change.early) + 1 / len(change.late))
     record.headline = headline(f"late − early change of the {what}", change.change, change.ci, level,
-                               smallest_effect=minimum, paper=paper,
-                               scale_note="null SDs at each checkpoint (0 = as its null); the papers give no number",
-                               units="null SDs")
+                               null_band=(-z_tail * spread, z_tail * spread), smallest_effect=minimum, paper=paper,
+                               scale_note="null SDs at each checkpoint (0 = as its null); the band is the change's "
+                                          "spread were every checkpoint an independent draw of its null; the papers "
+                                          "give no number", units="null SDs")
     record.decide(
         {"late_above_early": change.ci[0] > 0},
         {"change_below_smallest_effect": change.ci[1] < minimum},

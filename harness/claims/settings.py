@@ -104,8 +104,9 @@ SETTINGS: dict[str, Setting] = {
                "with the step-0 curve, p = (1 + #null ≥ observed) / (1 + draws)"),
         Setting("null_permutation", "direction", "how a null curve breaks the read→write pairing: 'direction' "
                 "writes neuron n's ablation along another neuron's output direction at n's own output norm "
-                "(keeps the magnitude pairing, which calibration shows a full row permutation does not "
-                "control); 'row' writes it along another neuron's whole output row (methods.md §3.3)",
+                "(only the direction is broken; the magnitude pairing is kept); 'row' writes it along another "
+                "neuron's whole output row (methods.md §3.3), which moved the slope difference's null when "
+                "magnitudes follow write norms (55% false plateaus; flatness is not affected)",
                 choices=("direction", "row")),
         Setting("null_kernel", "approx", "kernel of the null curves: 'approx' (second-order expansion, checked "
                 "against 'exact' on null_exact_checks draws; the record gives the error) or 'exact'",

@@ -1,0 +1,67 @@
+"""A quick calibration of every claim: its size on the hardest null family and its power at a large effect.
+
+The procedures run exactly as registered (``CLAIMS[id].evaluate``) on the calibration families of
+``harness.calibration.families``, with fewer resamples than a real run (``QUICK``) so that the whole
+file stays within a few minutes on 2 cores; the full calibration (``python -m harness calibrate``)
+measures sizes and power curves at ≥ 200 repetitions.
+
+Spurious failures. Each test makes two binomial checks; each is allowed a spurious-failure
+probability of 5e-4, so a test fails spuriously with probability ≤ 1e-3:
+
+- size: ``N_NULL`` = 30 null draws; the test fails when more than ``MAX_SUPPORTED`` = 7 are supported.
+  If the true size were exactly α = 0.05, P(Binomial(30, 0.05) ≥ 8) = 1.2e-4 ≤ 5e-4. (A test with a
+  true size of 35%, like the Spearman permutation test on random walks, fails with probability 0.99.)
+- power: ``N_PLANTED`` = 12 draws at a large effect, where the full calibration measured power ≥ 0.9;
+  the test fails when fewer than ``MIN_SUPPORTED`` = 7 are supported. With power exactly 0.9,
+  P(Binomial(12, 0.9) ≤ 6) = 5.4e-4 ≈ 5e-4.
+"""
+
+from __future__ import annotations
+
+import pytest
+from scipy.stats import binom
+
+from harness.calibration.families import families_of
+from harness.claims import CLAIMS
+from harness.claims.settings import load_settings
+
+QUICK = load_settings(overrides={"n_bootstrap": 100, "n_null": 100, "n_null_curves": 39, "louvain_seeds": 2,
+                                 "n_null_within_q": 0})
+N_NULL, MAX_SUPPORTED = 30, 7
+N_PLANTED, MIN_SUPPORTED = 12, 7
+ALPHA, POWER = 0.05, 0.9
+SEED = 7_000_000
+
+# claim → (its hardest null family, the planted family, a large effect of it)
+CASES = {
+    "C1": ("magnitude follows relevance (ρ 0.7)", "planted plateau", 1.0),
+    "C2": ("common targets with a plateau too", "rare plateau only", 1.0),
+    "C3": ("lognormal influences (σ 2)", "power-law middle", 0.6),
+    "C4": ("drift-free random walk", "emerging plateau", 1.0),
+    "C5": ("module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "dispersed specialists", 10.0),
+    "C6": ("global factor, tight selection", "coordinated group", 0.7),
+    "C7": ("a routing head (25%)", "distributed heads", 5.0),
+    "C8": ("iid rows, n 16, d 256", "shared direction", 0.5),
+    "C9": ("random-walk rows", "growing shared direction", 0.5),
+}
+
+
+def test_the_thresholds_have_the_stated_spurious_failure_probability():
+    assert binom.sf(MAX_SUPPORTED, N_NULL, ALPHA) <= 5e-4
+    assert binom.cdf(MIN_SUPPORTED - 1, N_PLANTED, POWER) <= 6e-4
+
+
+def _supported(claim_id: str, family_name: str, effect: float, reps: int) -> int:
+    family = next(f for f in families_of(claim_id) if f.name == family_name)
+    evaluate = CLAIMS[claim_id].evaluate
+    return sum(evaluate(family.make(SEED + r, effect), QUICK).verdict == "supported" for r in range(reps))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("claim_id", list(CASES))
+def test_size_on_the_hardest_null_and_power_at_a_large_effect(claim_id):
+    null, planted, effect = CASES[claim_id]
+    false_positives = _supported(claim_id, null, 0.0, N_NULL)
+    assert false_positives <= MAX_SUPPORTED, f"{claim_id}: supported {false_positives}/{N_NULL} times on '{null}'"
+    hits = _supported(claim_id, planted, effect, N_PLANTED)
+    assert hits >= MIN_SUPPORTED, f"{claim_id}: supported only {hits}/{N_PLANTED} times on '{planted}' at {effect}"
