@@ -38,6 +38,18 @@ def table(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def model_table(level: dict[str, Any]) -> str:
+    """Verdicts per tiny family and claim, and the recovery of the planted specialists."""
+    claims = sorted({c for v in level["verdicts"].values() for c in v}, key=lambda c: int(c[1:]))
+    lines = [f"{'model-level subject':<32} " + " ".join(f"{c:<13}" for c in claims)]
+    for subject, verdicts in level["verdicts"].items():
+        lines.append(f"{subject:<32} " + " ".join(f"{verdicts.get(c, '-'):<13}" for c in claims))
+    r = level["recovery"]
+    lines.append(f"planted specialists recovered: {r['recovered']} of {r['planted']} (precision {r['precision']:.2f}, "
+                 f"recall {r['recall']:.2f})")
+    return "\n".join(lines)
+
+
 def run_calibration(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -54,12 +66,20 @@ def run_calibration(args: argparse.Namespace) -> int:
     command = shlex.join(["python", "-m", "harness", "calibrate", *(sys.argv[2:] if args.argv is None else args.argv[3:])])
     document = calibrate(claims, reps, planted, command=command, progress=progress)
     bar.close()
+    if args.model_level:
+        from harness.calibration.models import model_level
+        from harness.calibration.runner import CALIBRATION_SETTINGS
+        from harness.claims.settings import load_settings
+
+        document["model_level"] = model_level(load_settings(overrides=CALIBRATION_SETTINGS), claims=args.claims)
     document["wall_time_s"] = time.perf_counter() - start
     name = args.run_name or _dt.datetime.now(_dt.timezone.utc).strftime("calibration-%Y%m%dT%H%M%SZ")
     out = Path(args.report_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration.json").write_text(json.dumps(document, indent=1) + "\n")
     print(table(document))
+    if "model_level" in document:
+        print(model_table(document["model_level"]))
     print(f"wrote {out / 'calibration.json'} ({document['wall_time_s']:.0f} s)")
     if args.write_table:
         TABLE.write_text(json.dumps(document, indent=1) + "\n")
