@@ -5,7 +5,7 @@ into train and eval; a byte-level BPE tokenizer (``tokenizers``; ``<|endoftext|>
 BOS, EOS and pad) is trained on the train split; the train documents, each preceded by BOS,
 are concatenated into one token stream and cut into sequences of ``n_ctx`` tokens; a plain
 torch loop (AdamW, linear warmup then cosine decay to 10% of the peak rate, gradient
-clipping at 1, bf16 autocast with fp32 weights) trains on batches whose sequence indices
+clipping at 1, float32 unless the spec asks for bf16 autocast) trains on batches whose sequence indices
 come from a seeded ``torch.Generator`` (a fresh permutation per epoch). Checkpoints after
 0, 1, 2, 4, … updates and then at evenly spaced steps are saved with ``save_pretrained``
 (safetensors). ``token_counts.npy`` holds the exact unigram counts of that training

@@ -1,31 +1,8 @@
 """The embedded model zoo's specs: every family, its checkpoints, where builds live.
 
-API contract used by other modules:
-
-- ``ZOO: dict[str, ZooSpec]`` — every zoo family by name; ``spec.steps`` is its checkpoint list.
-- ``zoo_root() -> Path`` — ``$RARE_ZOO_DIR`` or ``~/.cache/rare-token-claims/zoo``.
-- ``ensure_built(name, root=None, progress=True) -> Path`` — builds the family once (file lock,
-  safe under xdist) and returns ``<root>/<name>``, holding ``step{N}/`` Hugging Face
-  directories (config, safetensors weights, tokenizer), ``token_counts.npy`` and
-  ``manifest.json``.
-- ``build(name, root=None, progress=True, force=False) -> Path`` — the same, and with
-  ``force=True`` it rebuilds a complete family (``python -m harness zoo build [--force]``).
-
-A build: the corpus (``harness.corpus``: Shakespeare and the KJV Bible) is split by document
-into train and eval; a byte-level BPE tokenizer (``tokenizers``; ``<|endoftext|>`` = id 0 is
-BOS, EOS and pad) is trained on the train split; the train documents, each preceded by BOS,
-are concatenated into one token stream and cut into sequences of ``n_ctx`` tokens; a plain
-torch loop (AdamW, linear warmup then cosine decay to 10% of the peak rate, gradient
-clipping at 1, bf16 autocast with fp32 weights) trains on batches whose sequence indices
-come from a seeded ``torch.Generator`` (a fresh permutation per epoch). Checkpoints after
-0, 1, 2, 4, … updates and then at evenly spaced steps are saved with ``save_pretrained``
-(safetensors). ``token_counts.npy`` holds the exact unigram counts of that training
-stream (int64, one per vocabulary id; BOS included); ``manifest.json`` holds the spec,
-every checkpoint's weight hash and eval loss, the corpus fingerprint, the unigram
-baselines, token counts, wall time and throughput. The build runs in a temporary
-directory renamed into place at the end, under a file lock, so a partial or interrupted
-build never looks complete and concurrent pytest-xdist workers build once. Same spec,
-same machine → byte-identical weights (deterministic algorithms, a fixed thread count).
+``ZOO`` maps a family name to its ``ZooSpec`` (trained by ``harness.zoo.builder``) or ``PlantedSpec``
+(a positive control made by ``harness.zoo.planted``); ``zoo_root()`` is ``$RARE_ZOO_DIR`` or
+``~/.cache/rare-token-claims/zoo``; ``is_built`` compares a build's manifest with its spec.
 
 Default zoo — why these sizes. Two families, ``neox-4l`` (GPT-NeoX: rotary on a quarter of
 each head, attention and MLP in parallel, untied unembedding, like Pythia) and ``gpt2-4l``
@@ -36,12 +13,10 @@ vocabulary at 8,192. Eight thousand BPE types over the 2.18M-token training stre
 real Zipf tail — half the vocabulary is seen fewer than 50 times, 1,000 types fewer than
 10 — which is what the rare-token claims are about; 4 layers are the fewest that leave
 three layers to build context before the final MLP. The token budget is set by the build
-time (both models ≤ 20 min on two idle cores at ≈ 6–7k tokens/s with bf16 autocast):
-1,000 updates of 24 × 128 tokens = 3.1M tokens each, ≈ 1.4 epochs, checkpoints at
-0, 1, 2, …, 128, 250, 500, 750, 1000. The models learn real structure: at step 1000 the
-eval cross-entropy is 4.10 nats (``neox-4l``) and 4.29 nats (``gpt2-4l``) against 6.35
-nats for the training unigram distribution on the same eval tokens (its entropy: 6.39
-nats), and it is still falling (step 500: 4.35 / 4.61). On disk: ≈ 370 MB and 270 MB
+time: 1,000 updates of 24 × 128 tokens = 3.1M tokens each, ≈ 1.4 epochs, checkpoints at
+0, 1, 2, …, 128, 250, 500, 750, 1000, in float32 (bf16 autocast, the first version's choice,
+is 80× slower on CPUs without native bf16; the README gives measured build times and eval
+losses, and ``manifest.json`` records them). On disk: ≈ 370 MB and 270 MB
 (13 fp32 checkpoints each); ``manifest.json`` records every eval loss. The tokenizer also
 holds ≈ 550 types that never occur in the training stream (unused byte symbols and BPE
 intermediate merges), as real BPE vocabularies do. ``neox-tiny`` and ``gpt2-tiny``
