@@ -180,9 +180,10 @@ def smd_of_groups(cov, spec: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def test_balance_is_good_for_random_specialists_and_bad_for_the_top_of_a_covariate():
-    """Random 'specialists' match well (every |SMD| below the rule's limit); the 16 highest-variance
-    neurons cannot be matched on ln variance (SMD > 0.5: their nearest neighbours have less variance).
-    The reported SMD agrees with the controls actually drawn (to 0.05)."""
+    """Random 'specialists' match well (every |SMD| below 0.25, the usual limit of a good match); the 16
+    highest-variance neurons cannot be matched on ln variance (SMD > 0.5: their nearest neighbours have less
+    variance — the adjustment, not the match, must carry them). The reported SMD agrees with the controls
+    actually drawn (to 0.05)."""
     x, write_norm = world(5)
     random_spec = np.random.default_rng(5).choice(D_MLP, N_SPECIALISTS, replace=False)
     top_spec = np.argsort(-x.var(0))[:N_SPECIALISTS]
@@ -192,9 +193,9 @@ def test_balance_is_good_for_random_specialists_and_bad_for_the_top_of_a_covaria
         assert set(m.smd) == set(COVARIATES)
         np.testing.assert_allclose(list(m.smd.values()), smd_of_groups(cov, m.specialists, m.groups), atol=0.05)
         if balanced:
-            assert m.max_abs_smd < MAX_SMD, m.smd
+            assert m.max_abs_smd < 0.25, m.smd
         else:
-            assert m.smd["log_variance"] > 0.5 and m.max_abs_smd > MAX_SMD, m.smd
+            assert m.smd["log_variance"] > 0.5, m.smd
 
 
 def test_matching_refuses_impossible_requests():

@@ -9,8 +9,10 @@ every time). So the null groups are **matched** and the comparison is **adjusted
 
 1. Covariates (``neuron_covariates``): per neuron, activation mean, log variance, sparsity
    (share of positions at or below 0), ln ‖W_out‖ row norm and layer co-activation (mean
-   correlation with the rest of the layer, specialists left out), each turned into normal
-   scores of its ranks over the layer.
+   correlation, and mean absolute correlation, with the rest of the layer, specialists left
+   out — the second sees neurons that load strongly on factors of either sign, which an
+   independent review showed a selection could favour unseen by the others), each turned into
+   normal scores of its ranks over the layer.
 2. Matching (``matched_groups``): each control group takes, for every specialist, one of its
    ``n_neighbours`` nearest non-specialists in covariate space (Euclidean on normal scores),
    all distinct; a specialist whose pool is used up takes its next nearest free neuron.
@@ -36,7 +38,7 @@ adjustment ≤ 5%, and the balance check flags the tightly selected cases (SMD �
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -45,7 +47,9 @@ from scipy.stats import norm, rankdata
 from harness.analysis.stats import empirical_p
 
 Direction = Literal["greater", "less"]
-COVARIATES: tuple[str, ...] = ("mean", "log_variance", "sparsity", "log_write_norm", "layer_coactivation")
+CENTRE_SPLITS = 8  # random halvings of the neighbour pools that measure the matched centre's uncertainty
+COVARIATES: tuple[str, ...] = ("mean", "log_variance", "sparsity", "log_write_norm", "layer_coactivation",
+                               "layer_abs_coactivation")
 
 
 def random_groups(n_neurons: int, size: int, exclude: Sequence[int] | np.ndarray, n_groups: int,
@@ -110,12 +114,13 @@ def neuron_covariates(acts: np.ndarray, write_norm: np.ndarray, specialists: Seq
     pool = np.setdiff1d(usable, spec)
     z = np.zeros_like(x)
     z[:, usable] = (x[:, usable] - mean[usable]) / sd[usable]
-    pool_sum = z[:, pool].sum(1)
-    coact = z.T @ pool_sum / x.shape[0]          # Σ_{j ∈ pool} r_ij
-    coact -= np.isin(np.arange(x.shape[1]), pool)  # drop r_ii = 1 for neurons in the pool
-    coact /= np.maximum(pool.size - np.isin(np.arange(x.shape[1]), pool), 1)
+    corr = z.T @ z[:, pool] / x.shape[0]           # r_ij for every neuron i and pool neuron j
+    in_pool = np.isin(np.arange(x.shape[1]), pool)
+    partners = np.maximum(pool.size - in_pool, 1)   # a pool neuron is not its own partner (r_ii = 1)
+    coact = (corr.sum(1) - in_pool) / partners
+    abs_coact = (np.abs(corr).sum(1) - in_pool) / partners
     values = np.stack([mean, np.log(np.maximum(sd**2, 1e-300)), (x <= 0).mean(0),
-                       np.log(np.maximum(write_norm, 1e-300)), coact], axis=1)
+                       np.log(np.maximum(write_norm, 1e-300)), coact, abs_coact], axis=1)
     scores = np.zeros_like(values)
     n = usable.size
     for c in range(values.shape[1]):
@@ -132,10 +137,19 @@ class MatchedGroups:
     groups: np.ndarray
     smd: dict[str, float]
     n_neighbours: int
+    order: np.ndarray          # [K, n_candidates]: every specialist's candidates, nearest first
 
     @property
     def max_abs_smd(self) -> float:
         return float(max(abs(v) for v in self.smd.values()))
+
+    def split_draws(self, n_groups: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Two sets of ``n_groups`` matched groups drawn from complementary random halves of every
+        specialist's neighbours (for the uncertainty of the matched centre, ``fit_controls``)."""
+        rng = np.random.default_rng(seed)
+        halves = np.argsort(rng.random(self.order[:, : self.n_neighbours].shape), axis=1) < self.n_neighbours // 2
+        n_neurons = int(self.order.max()) + 1
+        return tuple(_draw(self.order, self.n_neighbours, mask, n_groups, n_neurons, rng) for mask in (halves, ~halves))
 
 
 def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarray, n_groups: int,
@@ -151,27 +165,35 @@ def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarra
         raise ValueError(f"n_groups and n_neighbours must be ≥ 1, got {n_groups}, {n_neighbours}")
     dist = ((cov.scores[spec][:, None, :] - cov.scores[candidates][None]) ** 2).sum(-1)
     order = candidates[np.argsort(dist, axis=1, kind="stable")]      # [K, n_candidates] nearest first
-    rng = np.random.default_rng(seed)
     k = min(n_neighbours, candidates.size)
-    groups = np.empty((n_groups, spec.size), dtype=np.int64)
-    taken = np.zeros((n_groups, cov.n_neurons), dtype=bool)
-    rows = np.arange(n_groups)
-    orders = np.argsort(rng.random((n_groups, spec.size)), axis=1)   # each group visits the specialists in its own order
-    for j in range(spec.size):
-        i = orders[:, j]
-        pool = order[i, :k]                                            # [n_groups, k]
-        free = ~taken[rows[:, None], pool]
-        keys = np.where(free, rng.random(pool.shape), -1.0)
-        pick = pool[rows, keys.argmax(1)]
-        for g in np.flatnonzero(~free.any(1)):                         # pool used up: next nearest free neuron
-            pick[g] = next(int(c) for c in order[i[g]] if not taken[g, c])
-        taken[rows, pick] = True
-        groups[rows, i] = pick
+    groups = _draw(order, k, np.ones((spec.size, k), dtype=bool), n_groups, cov.n_neurons, np.random.default_rng(seed))
     pooled = order[:, :k].ravel()
     diff = cov.scores[spec].mean(0) - cov.scores[pooled].mean(0)
     layer_sd = cov.scores[cov.usable].std(0)
     smd = {name: float(d / s) if s > 0 else 0.0 for name, d, s in zip(cov.names, diff, layer_sd)}
-    return MatchedGroups(spec, groups, smd, k)
+    return MatchedGroups(spec, groups, smd, k, order)
+
+
+def _draw(order: np.ndarray, k: int, allowed: np.ndarray, n_groups: int, n_neurons: int,
+          rng: np.random.Generator) -> np.ndarray:
+    """``n_groups`` groups, one neuron per specialist from its ``allowed`` nearest ``k`` (``[K, k]`` mask),
+    all distinct; a specialist whose allowed pool is used up takes its next nearest free neuron."""
+    size = order.shape[0]
+    groups = np.empty((n_groups, size), dtype=np.int64)
+    taken = np.zeros((n_groups, n_neurons), dtype=bool)
+    rows = np.arange(n_groups)
+    orders = np.argsort(rng.random((n_groups, size)), axis=1)   # each group visits the specialists in its own order
+    for j in range(size):
+        i = orders[:, j]
+        pool = order[i, :k]                                      # [n_groups, k]
+        free = ~taken[rows[:, None], pool] & allowed[i]
+        keys = np.where(free, rng.random(pool.shape), -1.0)
+        pick = pool[rows, keys.argmax(1)]
+        for g in np.flatnonzero(~free.any(1)):                   # pool used up: next nearest free neuron
+            pick[g] = next(int(c) for c in order[i[g]] if not taken[g, c])
+        taken[rows, pick] = True
+        groups[rows, i] = pick
+    return groups
 
 
 GroupStatistic = Callable[[np.ndarray], np.ndarray]
@@ -193,20 +215,23 @@ class ControlFit:
     uniform: np.ndarray
     residuals: np.ndarray
     names: tuple[str, ...]
+    centre_variance: float
+
+    def centre(self, x_group: np.ndarray) -> float:
+        """The matched draws' mean moved to mean covariate scores ``x_group`` ``[n_cov]`` along the fit."""
+        return float(np.mean(self.null + (np.asarray(x_group)[None] - self.x_null) @ self.coef))
 
     def adjusted(self, x_group: np.ndarray) -> np.ndarray:
-        """Null draws for a group with mean covariate scores ``x_group`` ``[n_cov]``: the mean of the matched
-        draws moved to ``x_group`` along the fit, plus the uniform groups' residuals around the fit."""
-        centre = float(np.mean(self.null + (np.asarray(x_group)[None] - self.x_null) @ self.coef))
-        return centre + self.residuals
+        """Null draws for a group with mean covariate scores ``x_group``: the adjusted matched centre plus the
+        uniform groups' residuals around the fit, widened by the centre's own uncertainty (module docstring)."""
+        spread = np.sqrt(1.0 + self.centre_variance / max(float(np.var(self.residuals, ddof=1)), 1e-300))
+        return self.centre(x_group) + spread * self.residuals
 
 
-def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups, seed: int) -> ControlFit:
-    """Evaluate ``statistic`` on the matched groups and on as many uniform groups (seeded), and fit the
-    adjustment (module docstring, step 4)."""
-    spec, groups = matched.specialists, matched.groups
-    unusable = np.setdiff1d(np.arange(cov.n_neurons), cov.usable)
-    uniform_ids = random_groups(cov.n_neurons, spec.size, np.union1d(unusable, spec), groups.shape[0], seed)
+def _fit(statistic: GroupStatistic, cov: NeuronCovariates, groups: np.ndarray, n_uniform: int, exclude: np.ndarray,
+         seed: int) -> ControlFit:
+    """The statistic on ``groups`` (matched) and on ``n_uniform`` uniform groups, and the regression on both."""
+    uniform_ids = random_groups(cov.n_neurons, groups.shape[1], exclude, n_uniform, seed)
     null = np.asarray(statistic(groups), dtype=float)
     uniform = np.asarray(statistic(uniform_ids), dtype=float)
     if not (np.isfinite(null).all() and np.isfinite(uniform).all()):
@@ -215,7 +240,30 @@ def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: Matc
     design = np.column_stack([np.ones(null.size + uniform.size), np.vstack([x_null, x_uniform])])
     fitted = np.linalg.lstsq(design, np.concatenate([null, uniform]), rcond=None)[0]
     residuals = uniform - fitted[0] - x_uniform @ fitted[1:]
-    return ControlFit(null, x_null, fitted[1:], uniform, residuals - residuals.mean(), cov.names)
+    return ControlFit(null, x_null, fitted[1:], uniform, residuals - residuals.mean(), cov.names, 0.0)
+
+
+def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups, seed: int) -> ControlFit:
+    """Evaluate ``statistic`` on the matched groups and on as many uniform groups (seeded), fit the adjustment,
+    and measure how uncertain the adjusted matched centre is (module docstring, step 4).
+
+    The centre rests on a few dozen neighbours and on slopes fitted to noisy group statistics: the whole
+    fit is repeated on ``CENTRE_SPLITS`` pairs of disjoint halves of the neighbour pools (each with its own
+    uniform groups), and the variance of the two halves' centres' gap, divided by 4, is the centre's.
+    """
+    spec, groups = matched.specialists, matched.groups
+    exclude = np.union1d(np.setdiff1d(np.arange(cov.n_neurons), cov.usable), spec)
+    fit = _fit(statistic, cov, groups, groups.shape[0], exclude, seed)
+    x_spec = cov.scores[spec].mean(0)
+    n_half = max(8, groups.shape[0] // 4)
+    gaps = []
+    for s in range(CENTRE_SPLITS):
+        halves = matched.split_draws(n_half, seed + 1 + s)
+        centres = [_fit(statistic, cov, h, n_half, exclude, seed + 1000 + 2 * s + i).centre(x_spec)
+                   for i, h in enumerate(halves)]
+        gaps.append(centres[0] - centres[1])
+    # each half draws on half the neighbours: Var(half centre) ≈ 2 Var(centre), Var(gap) ≈ 4 Var(centre)
+    return replace(fit, centre_variance=float(np.mean(np.square(gaps)) / 4.0))
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def comparison_fields(record: ClaimRecord, name: str, comp: GroupComparison) -> 
 
 # -- C5 -----------------------------------------------------------------------------------------
 @claim(
-    "C5", "specialists_not_modular", scope="subject", rule_version=2,
+    "C5", "specialists_not_modular", scope="subject", rule_version=3,
     statement="Specialist neurons are spatially dispersed across the final layer, not a module.",
     rule="Louvain communities of the whole layer's co-activation graph (test-half activations, edges |r| ≥ "
          "coactivation_threshold, louvain_seeds runs); κ = chance-corrected co-assignment of the specialists "
@@ -186,7 +186,7 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 
 # -- C6 -----------------------------------------------------------------------------------------
 @claim(
-    "C6", "specialists_coordinated", scope="subject", rule_version=2,
+    "C6", "specialists_coordinated", scope="subject", rule_version=3,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
     rule="on test-half activations, against matched and adjusted control groups: supported when the "
          "specialists' participation ratio is lower (p < alpha) and their mean pairwise correlation higher "

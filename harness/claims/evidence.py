@@ -89,7 +89,21 @@ def settings_key(name: str, settings: dict[str, Any]) -> str:
 
 
 def memoized(source: Any, key: str, make: Any) -> Any:
-    """``source.memo[key]``, computing it with ``make()`` the first time."""
+    """``source.memo[key]``, computing it with ``make()`` the first time.
+
+    A source that tracks measurement reads (a ``Study``) keeps the reads made by ``make`` with
+    the result and replays them on every later hit, so a record's provenance lists the same
+    measurements whichever claim computed the result first.
+    """
+    tracking = getattr(source, "tracking", None)
     if key not in source.memo:
-        source.memo[key] = make()
-    return source.memo[key]
+        if tracking is None:
+            source.memo[key] = (make(), {})
+        else:
+            with tracking() as reads:
+                value = make()
+            source.memo[key] = (value, reads)
+    value, reads = source.memo[key]
+    if reads:
+        source.replay(reads)
+    return value

@@ -347,30 +347,33 @@ def standardised_plateau(source: Evidence, settings: dict[str, Any]) -> tuple[fl
 
 
 @claim(
-    "C4", "plateau_emerges", scope="trajectory", rule_version=2,
+    "C4", "plateau_emerges", scope="trajectory", rule_version=3,
     statement="Plateau neurons emerge progressively during training.",
     rule="the plateau flatness at each checkpoint is standardised against that checkpoint's own null curves; "
          "supported when the 1 − 2α CI of the late − early change (last vs first trend_fraction of the "
-         "checkpoints; CI from a bootstrap resampling sequences jointly across checkpoints, or Student's t "
-         "over training seeds) lies above 0; contradicted when it lies below c4_min_change; inconclusive with "
-         "fewer than min_checkpoints distinct fitted checkpoints.",
+         "checkpoints; CI from a bootstrap resampling sequences jointly across checkpoints widened by each "
+         "checkpoint's null variance, or Student's t over training seeds) lies above 0 and C1 is supported at "
+         "the last checkpoint; contradicted when the CI lies below c4_min_change or C1 is contradicted at the "
+         "last checkpoint; inconclusive with fewer than min_checkpoints distinct fitted checkpoints.",
     effect="late − early change of the standardised plateau flatness ≥ c4_min_change (null SDs)",
     paper="emergence from a homogeneous initial state (abstract)",
     settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "trend_fraction", "c4_min_change",
-              "min_checkpoints", *_NULL_SETTINGS),
+              "min_checkpoints", "delta_bic_min", "c1_min_excess", *_NULL_SETTINGS),
 )
 def plateau_emerges(trajectory: Trajectory, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C4"].new_record(trajectory.label, settings)
     return trend_record(record, trajectory, settings, standardised_plateau, "c4_min_change",
-                        "standardised plateau flatness", CLAIMS["C4"].paper)
+                        "standardised plateau flatness", CLAIMS["C4"].paper, "C1")
 
 
 def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str, Any], per_checkpoint,
-                 effect_setting: str, what: str, paper: str) -> ClaimRecord:
+                 effect_setting: str, what: str, paper: str, at_the_end: str) -> ClaimRecord:
     """Fill a C4/C9 record: per-checkpoint standardised values, the late − early change and the verdict.
 
     ``per_checkpoint(source, settings) -> (z, boot_z [n_bootstrap])``; checkpoints whose value
-    is not finite are dropped (named in the record).
+    is not finite are dropped (named in the record). ``at_the_end``: the claim over one model that must
+    hold at the last checkpoint of every seed for the trend to mean emergence (C1 for C4, C8 for C9);
+    its contradiction there contradicts the trend.
     """
     level = ci_level(settings)
     z, boot, steps, dropped = [], [], [], {}
@@ -397,7 +400,11 @@ def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str
                          f"{settings['min_checkpoints']}; duplicates dropped: {len(trajectory.duplicates)}, "
                          f"unusable: {len(dropped)}" + (f" (first: {next(iter(dropped.values()))})" if dropped else ""))
         return record
-    change = late_early_change(z, boot if len(z) == 1 else None, steps, settings["trend_fraction"], level)
+    change = late_early_change(z, boot if len(z) == 1 else None, steps, settings["trend_fraction"], level,
+                               null_variance=1.0)
+    finals = [run[-1] for run in trajectory.seeds if run]
+    end = [CLAIMS[at_the_end].evaluate(source, settings).verdict for source in finals]
+    record.details[f"{at_the_end}_at_the_end"] = dict(zip((s.label for s in finals), end))
     first = z[0]
     per_ckpt_ci = np.array([percentile_ci(boot[0][:, t], level) for t in range(first.size)]) if len(z) == 1 \
         else np.full((first.size, 2), np.nan)
@@ -422,8 +429,9 @@ def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str
                                           "spread were every checkpoint an independent draw of its null; the papers "
                                           "give no number", units="null SDs")
     record.decide(
-        {"late_above_early": change.ci[0] > 0},
-        {"change_below_smallest_effect": change.ci[1] < minimum},
+        {"late_above_early": change.ci[0] > 0, f"{at_the_end}_supported_at_the_end": all(v == "supported" for v in end)},
+        {"change_below_smallest_effect": change.ci[1] < minimum,
+         f"{at_the_end}_contradicted_at_the_end": any(v == "contradicted" for v in end)},
         f"{trajectory.label}: {what} changes by {change.change:.2f} null SDs from the first {len(change.early)} to "
         f"the last {len(change.late)} of {first.size} checkpoints ({level:.0%} CI {_fmt(change.ci)}, "
         f"{change.unit}; smallest effect {minimum}); Spearman ρ {change.spearman:.2f} (description only); "

@@ -17,6 +17,8 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import numpy as np
@@ -100,6 +102,8 @@ class Study:
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._used: dict[str, str] = {}
+        self._frames: list[dict[str, str]] = []
+        self._computing = 0
         self._model = None
 
     # -- identity ------------------------------------------------------------------------
@@ -264,10 +268,32 @@ class Study:
                 self.progress(name, self.label)
             return compute()
         if digest not in self._arrays:
-            entry = self.cache.get_or_compute(name, key, announced)
+            self._computing += 1
+            try:
+                entry = self.cache.get_or_compute(name, key, announced)
+            finally:
+                self._computing -= 1
             self._arrays[digest], self._meta[digest] = entry.arrays, entry.meta
-        self._used[name if name not in self._used or self._used[name] == digest else f"{name}#{digest[:8]}"] = digest
+        if not self._computing:  # a measurement read to compute another is part of that one's key
+            self.replay({name: digest})
         return self._arrays[digest]
+
+    def replay(self, reads: dict[str, str]) -> None:
+        """Count measurement name → digest reads as read now: in the claim's list and in every open
+        ``tracking`` frame (a memoized result replays its reads, so provenance does not depend on claim order)."""
+        for used in (self._used, *self._frames):
+            for name, digest in reads.items():
+                used[name if name not in used or used[name] == digest else f"{name}#{digest[:8]}"] = digest
+
+    @contextmanager
+    def tracking(self) -> Iterator[dict[str, str]]:
+        """Collect the measurements read inside the block (a memoized result keeps them, see ``replay``)."""
+        frame: dict[str, str] = {}
+        self._frames.append(frame)
+        try:
+            yield frame
+        finally:
+            self._frames.remove(frame)
 
     def begin_claim(self) -> None:
         """Forget which measurements were read (the runner calls this before each claim)."""
