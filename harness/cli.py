@@ -183,6 +183,13 @@ def _report(args: argparse.Namespace) -> int:
         print(f"merged {len(args.merge)} runs into {out}/claims.md (html: claims.html)")
         return 0
     run_dir = Path(args.run_dir or "reports/latest")
+    if args.write_baseline:
+        from harness.report.baseline import write_baseline
+
+        metadata, records = report.load_run(run_dir)
+        write_baseline(args.write_baseline, records, f"{_command_line(args)}  # the run: {metadata.command_line}")
+        print(f"wrote the verdict baseline {args.write_baseline} from {run_dir} ({len(records)} records)")
+        return 0
     if args.baseline:
         from harness.report.baseline import BaselineError, compare_verdicts, load_baseline
 
@@ -264,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", nargs="+", metavar="RUN", help="merge the runs of a sharded run (--shard K/N) into --out")
     p.add_argument("--out", default=None, help="with --merge: the merged run directory")
     p.add_argument("--baseline", default=None, help="exit 1 when a verdict differs from this baseline or a record is an error")
+    p.add_argument("--write-baseline", default=None, metavar="FILE", help="write the run's verdicts as a baseline file")
     p.set_defaults(func=_report)
     p = sub.add_parser("cache", help="measurement cache housekeeping")
     p.add_argument("action", choices=["info", "clear"])

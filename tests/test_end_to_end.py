@@ -75,6 +75,11 @@ def test_pytest_and_check_give_identical_records(tmp_path):
                            str(tmp_path / "baseline.json")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert same.returncode == 0, same.stdout + same.stderr
     baseline = json.loads((tmp_path / "baseline.json").read_text())
+    from_run = subprocess.run([sys.executable, "-m", "harness", "report", str(run), "--write-baseline",
+                               str(tmp_path / "from_run.json")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert from_run.returncode == 0, from_run.stdout + from_run.stderr
+    written = json.loads((tmp_path / "from_run.json").read_text())
+    assert (written["verdicts"], written["rule_versions"]) == (baseline["verdicts"], baseline["rule_versions"])
     first = next(iter(baseline["verdicts"]))
     baseline["verdicts"][first] = "supported" if baseline["verdicts"][first] != "supported" else "contradicted"
     (tmp_path / "changed.json").write_text(json.dumps(baseline))

@@ -11,6 +11,7 @@ from scipy import stats
 
 from harness.analysis.spectra import (
     MLPWeights,
+    RowGroups,
     group_eigenvalues,
     group_spectrum,
     hill_alpha,
@@ -168,6 +169,10 @@ def test_null_alphas_of_a_batch_equal_each_groups_spectrum():
     single = [group_spectrum(weights[g], K_FRACTION).alpha_hill for g in groups]
     np.testing.assert_allclose(batch, single, rtol=1e-9)
     assert batch[0] < batch[1:].min()
+    # a matrix too large for one Gram: batches of groups take the Gram of the rows they use
+    np.testing.assert_allclose(RowGroups(weights, max_gram_rows=45).hill_alphas(groups, K_FRACTION), batch, rtol=1e-12)
+    kept = RowGroups(weights)
+    np.testing.assert_array_equal(kept.hill_alphas(groups, K_FRACTION), kept.hill_alphas(groups, K_FRACTION))
 
 
 def test_mlp_weights_name_their_matrices_and_write_norms():

@@ -177,3 +177,22 @@ def test_too_few_rare_positions_and_too_long_sequences_are_clear_errors(tiny_zoo
     long = Study(parse_subject("zoo:neox-tiny"), StudyConfig(eval=EvalSpec(8, 512)), cache)
     with pytest.raises(ValueError, match="exceed .* context of 64 tokens"):
         long.eval_data
+
+
+def test_a_claims_provenance_does_not_depend_on_which_claim_computed_first(tiny_zoo, cache):
+    """Memoized results replay the measurements they read, nested memos included, and a measurement read
+    to compute another is not listed: C1's provenance is the same whether it runs first or after C5."""
+    tiny_zoo("neox-tiny")
+    settings = load_settings(overrides={"n_bootstrap": 20, "n_null": 20, "n_null_curves": 19, "louvain_seeds": 1,
+                                        "min_rare_positions": 50})
+
+    def provenance(order: list[str]) -> dict[str, str]:
+        study = Study(parse_subject("zoo:neox-tiny@step32"), CONFIG, cache)
+        for claim_id in order:
+            study.begin_claim()
+            CLAIMS[claim_id].evaluate(study, settings)
+        return study.used_measurements()
+
+    alone = provenance(["C1"])
+    assert provenance(["C5", "C1"]) == alone
+    assert {"influence", "null_curves"} <= {k.split("#")[0] for k in alone}

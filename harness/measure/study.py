@@ -293,7 +293,7 @@ class Study:
         try:
             yield frame
         finally:
-            self._frames.remove(frame)
+            self._frames.pop()  # frames nest: the innermost is this one
 
     def begin_claim(self) -> None:
         """Forget which measurements were read (the runner calls this before each claim)."""
