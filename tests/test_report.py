@@ -523,7 +523,8 @@ def test_compare_text_lists_verdicts_then_moved_statistics(run, run_b) -> None:
     run_dir, records, _ = run
     text = compare(run_dir, run_b)
     assert text.index("Verdict changes (1):") < text.index("Moved beyond their CIs") < text.index("Statistic changes")
-    assert f"C8[{SUBJECTS[0]}]: supported -> contradicted (rule v2)" in text
+    c8_version = next(r.rule_version for r in records if r.claim_id == "C8")
+    assert f"C8[{SUBJECTS[0]}]: supported -> contradicted (rule v{c8_version})" in text
     assert f"C1[{SUBJECTS[0]}] headline: plateau excess: 0.9 [0.7, 1.1] -> 2 [1.8, 2.2] (Δ 1.1)" in text
     assert f"C8[{SUBJECTS[0]}] statistics.alpha_write_effect: 2.5 -> -0.5 (Δ -3)" in text
     assert f"Only in A (1):\n  C9[{FAMILY}]: inconclusive" in text
