@@ -64,7 +64,7 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
     spec = group.matched.specialists
     comps = {}
     for name, rows in matrices.items():
-        comps[name] = compare_groups_on(rows, group, settings, level)
+        comps[name] = compare_groups_on(rows, group, settings, level)[2]
         c = comps[name]
         record.statistics.update({f"alpha_{name}": 1.0 / c.observed,
                                   f"alpha_{name}_null_median": 1.0 / float(np.median(c.adjusted)),
@@ -97,11 +97,14 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
 
 
 def compare_groups_on(rows: np.ndarray, group, settings: dict[str, Any], level: float):
-    """The specialists' Hill α on ``rows`` against the group setting's matched groups."""
+    """The specialists' tail index γ on ``rows`` against the group setting's matched groups: the statistic,
+    the fitted controls and the comparison."""
     statistic = _tail_statistic(rows, settings["hill_k_fraction"])
     fit = fit_controls(statistic, group.covariates, group.matched, settings["seed"])
     spec = group.matched.specialists
-    return compare(float(statistic(spec[None])[0]), group.covariates.scores[spec].mean(0), fit, "greater", level)
+    comparison = compare(float(statistic(spec[None])[0]), group.covariates.scores[spec].mean(0), fit, "greater",
+                         level)
+    return statistic, fit, comparison
 
 
 def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple[float, np.ndarray]:
@@ -112,16 +115,13 @@ def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple
     d_mlp = source.mlp_weights().write.shape[0]
     spec = select_specialists(source, settings, fixed_size=top_k_size(d_mlp, settings))
     group = group_setting(source, settings, spec)
-    level, k_fraction = ci_level(settings), settings["hill_k_fraction"]
+    level = ci_level(settings)
     fits: dict[str, tuple[Any, ControlFit]] = {}
     effects = []
     for name, rows in source.mlp_weights().matrices().items():
-        statistic = _tail_statistic(rows, k_fraction)
-        fit = fit_controls(statistic, group.covariates, group.matched, settings["seed"])
+        statistic, fit, comparison = compare_groups_on(rows, group, settings, level)
         fits[name] = (statistic, fit)
-        ids = group.matched.specialists
-        effects.append(compare(float(statistic(ids[None])[0]), group.covariates.scores[ids].mean(0), fit, "greater",
-                               level).effect)
+        effects.append(comparison.effect)
     influence = source.rare_influence()
     a = spec.selection_sequences
     draws = a[bootstrap_indices(a.size, settings["n_bootstrap"], settings["seed"])]

@@ -98,7 +98,8 @@ class Study:
         self.config = config
         self.cache = cache
         self.device = device
-        self.memo: dict[str, Any] = {}
+        self.memo: dict[str, Any] = {}  # the claims' memoized results (harness.claims.evidence.memoized)
+        self._final_readout: "influence.Readout | None" = None
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._used: dict[str, str] = {}
@@ -413,11 +414,11 @@ class Study:
 
     def _readout(self) -> "influence.Readout":
         """The final MLP's write rows, final norm and unembedding, on this study's device."""
-        if "readout" not in self.memo:
+        if self._final_readout is None:
             model = self.load_model()
-            self.memo["readout"] = influence.final_readout(model).to(self.device, torch.float32)
+            self._final_readout = influence.final_readout(model).to(self.device, torch.float32)
             del model
-        return self.memo["readout"]
+        return self._final_readout
 
     def _delta(self, act: dict[str, np.ndarray], readout, ablation: str) -> np.ndarray:
         """Δℓ [n_positions, d_mlp] (nats) at every position of ``act`` (cached activations)."""
