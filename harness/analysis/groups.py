@@ -148,8 +148,7 @@ class MatchedGroups:
         specialist's neighbours (for the uncertainty of the matched centre, ``fit_controls``)."""
         rng = np.random.default_rng(seed)
         halves = np.argsort(rng.random(self.order[:, : self.n_neighbours].shape), axis=1) < self.n_neighbours // 2
-        n_neurons = int(self.order.max()) + 1
-        return tuple(_draw(self.order, self.n_neighbours, mask, n_groups, n_neurons, rng) for mask in (halves, ~halves))
+        return tuple(_draw(self.order, self.n_neighbours, mask, n_groups, rng) for mask in (halves, ~halves))
 
 
 def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarray, n_groups: int,
@@ -166,7 +165,7 @@ def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarra
     dist = ((cov.scores[spec][:, None, :] - cov.scores[candidates][None]) ** 2).sum(-1)
     order = candidates[np.argsort(dist, axis=1, kind="stable")]      # [K, n_candidates] nearest first
     k = min(n_neighbours, candidates.size)
-    groups = _draw(order, k, np.ones((spec.size, k), dtype=bool), n_groups, cov.n_neurons, np.random.default_rng(seed))
+    groups = _draw(order, k, np.ones((spec.size, k), dtype=bool), n_groups, np.random.default_rng(seed))
     pooled = order[:, :k].ravel()
     diff = cov.scores[spec].mean(0) - cov.scores[pooled].mean(0)
     layer_sd = cov.scores[cov.usable].std(0)
@@ -174,13 +173,12 @@ def matched_groups(cov: NeuronCovariates, specialists: Sequence[int] | np.ndarra
     return MatchedGroups(spec, groups, smd, k, order)
 
 
-def _draw(order: np.ndarray, k: int, allowed: np.ndarray, n_groups: int, n_neurons: int,
-          rng: np.random.Generator) -> np.ndarray:
+def _draw(order: np.ndarray, k: int, allowed: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.ndarray:
     """``n_groups`` groups, one neuron per specialist from its ``allowed`` nearest ``k`` (``[K, k]`` mask),
     all distinct; a specialist whose allowed pool is used up takes its next nearest free neuron."""
     size = order.shape[0]
     groups = np.empty((n_groups, size), dtype=np.int64)
-    taken = np.zeros((n_groups, n_neurons), dtype=bool)
+    taken = np.zeros((n_groups, int(order.max()) + 1), dtype=bool)   # by neuron id
     rows = np.arange(n_groups)
     orders = np.argsort(rng.random((n_groups, size)), axis=1)   # each group visits the specialists in its own order
     for j in range(size):

@@ -80,9 +80,9 @@ def late_early_change(z: Sequence[Sequence[float]] | np.ndarray, boot: Sequence[
     seeds. ``null_variance``: the variance each checkpoint's value has under the null beyond the
     resampling of sequences (1 for a value standardised against its own null: which neurons happen to
     pair with which directions changes as the model trains); for a single seed it widens the
-    bootstrap interval in quadrature by z·√(null_variance · (1/early + 1/late)). ``steps``: each seed's training steps. Raises ValueError for non-finite ``z``, steps
-    that do not match ``z`` (one vector per seed, one step per checkpoint) or a single seed
-    without bootstrap rows.
+    bootstrap interval in quadrature by z·√(null_variance · (1/early + 1/late)). ``steps``: each seed's
+    training steps. Raises ValueError for non-finite ``z``, steps that do not match ``z`` (one vector
+    per seed, one step per checkpoint) or a single seed without bootstrap rows.
     """
     z = [np.asarray(v, dtype=float) for v in z]
     if not z or any(v.ndim != 1 or not np.all(np.isfinite(v)) for v in z):
