@@ -250,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a fast run: fewer repetitions and effect sizes")
     p.add_argument("--report-dir", default="reports", help="where calibration.json and figures are written")
     p.add_argument("--run-name", default=None)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
     p.add_argument("--write-table", action="store_true",
-                   help="also write the table records cite (harness/claims/calibration.json)")
+                   help="also write the table records cite (harness/claims/calibration.json); the claims run "
+                        "replace their entries, the others are kept")
     p.add_argument("--model-level", action="store_true", help="also run the model-level calibration (tiny zoo)")
     p.set_defaults(func=_calibrate)
     p = sub.add_parser("subjects", help="list what a subject pattern expands to")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import pytest
 from scipy.stats import binom
 
+from harness.calibration.command import merged_table
 from harness.calibration.families import families_of
 from harness.claims import CLAIMS
 from harness.claims.settings import load_settings
@@ -36,7 +37,7 @@ SEED = 7_000_000
 CASES = {
     "C1": ("magnitude follows relevance (ρ 0.7)", "planted plateau", 1.0),
     "C2": ("common targets with a plateau too", "rare plateau only", 1.0),
-    "C3": ("lognormal influences (σ 2)", "power-law middle", 0.6),
+    "C3": ("lognormal with a 3% high component, 4,096 neurons", "power-law middle on a rank grid, 4,096 neurons", 0.6),
     "C4": ("drift-free random walk", "emerging plateau", 1.0),
     "C5": ("module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "dispersed specialists", 10.0),
     "C6": ("global factor, tight selection", "coordinated group", 0.7),
@@ -65,3 +66,20 @@ def test_size_on_the_hardest_null_and_power_at_a_large_effect(claim_id):
     assert false_positives <= MAX_SUPPORTED, f"{claim_id}: supported {false_positives}/{N_NULL} times on '{null}'"
     hits = _supported(claim_id, planted, effect, N_PLANTED)
     assert hits >= MIN_SUPPORTED, f"{claim_id}: supported only {hits}/{N_PLANTED} times on '{planted}' at {effect}"
+
+
+def test_a_calibration_of_some_claims_replaces_only_their_entries_in_the_table():
+    """``--write-table`` after ``--claims C3`` keeps every other claim's entry (and the model-level
+    section), dates the new entry (records cite that date) and lists the partial run under ``updates``;
+    a run over every claim replaces the table."""
+    table = {"written": "t0", "claims": {"C1": [{"size": 0.0}], "C3": [{"size": 0.09}]}, "model_level": {"verdicts": {}}}
+    partial = {"written": "t1", "command": "python -m harness calibrate --claims C3", "repetitions": 200,
+               "planted_repetitions": 50, "wall_time_s": 9.0, "claims": {"C3": [{"size": 0.01}]}}
+    merged = merged_table(table, partial)
+    assert merged["claims"] == {"C1": [{"size": 0.0}], "C3": [{"size": 0.01, "written": "t1"}]}
+    assert merged["model_level"] == table["model_level"]
+    assert merged["written"] == "t0" and merged["updates"] == [
+        {"written": "t1", "command": partial["command"], "repetitions": 200, "planted_repetitions": 50,
+         "wall_time_s": 9.0, "claims": ["C3"]}]
+    full = {**partial, "claims": {"C1": [{"size": 0.01}], "C3": [{"size": 0.01}]}}
+    assert merged_table(table, full) is full and merged_table({}, partial) is partial

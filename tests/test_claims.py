@@ -34,7 +34,7 @@ def family(claim_id: str, name: str):
 CASES = [
     ("C1", "planted plateau", 1.0, "magnitude follows relevance (ρ 0.7)", {"contradicted"}),
     ("C2", "rare plateau only", 1.0, "common targets with a plateau too", {"contradicted", "inconclusive"}),
-    ("C3", "power-law middle", 0.6, "lognormal influences (σ 1)", {"contradicted", "inconclusive"}),
+    ("C3", "power-law middle on a rank grid, 4,096 neurons", 0.6, "lognormal influences (σ 1)", {"contradicted", "inconclusive"}),
     ("C4", "emerging plateau", 1.0, "drift-free random walk", {"contradicted", "inconclusive"}),
     ("C5", "dispersed specialists", 10.0, "cohesive module", {"contradicted"}),
     ("C6", "coordinated group", 0.7, "global factor, influence ∝ variance", {"contradicted", "inconclusive"}),

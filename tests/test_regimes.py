@@ -25,6 +25,7 @@ from harness.analysis.regimes import (
     plateau_statistics,
     pooled_influence,
     rank_curve,
+    resample_neurons,
 )
 from harness.analysis.stats import bootstrap_indices, percentile_ci
 from harness.claims.settings import SETTINGS
@@ -267,6 +268,45 @@ def test_middle_curvature_of_a_lognormal_sample_is_clearly_negative(seed: int) -
     assert middle_curvature(influence, 2.0, 6.5).slope_change < -0.5
     quantiles = np.exp(1.5 * norm.ppf(1 - (np.arange(1, D_MLP + 1) - 0.5) / D_MLP))
     assert middle_curvature(quantiles, *FIXED_CUTS).slope_change == pytest.approx(-0.46, abs=0.01)
+
+
+def test_a_middle_that_steepens_and_flattens_again_has_a_slope_range_beyond_its_slope_change() -> None:
+    """ln I piecewise linear in ln rank with slopes −0.4, −0.8, −0.4 over the window's thirds (ranks
+    34…244): not a power law, yet the quadratic's slope change is only 0.22, inside C3's margin of 0.25;
+    the thirds' slope range is exactly 0.4 — what C3's second check sees. A power law has 0."""
+    ln_rank = np.log(np.arange(1, D_MLP + 1))
+    x0, x1 = np.log(34), np.log(244)
+    knots = np.array([0.0, x0, x0 + (x1 - x0) / 3, x0 + 2 * (x1 - x0) / 3, x1, ln_rank[-1]])
+    slopes = np.array([-0.6, -0.4, -0.8, -0.4, -0.6])
+    ln_influence = np.interp(ln_rank, knots, np.r_[0.0, np.cumsum(slopes * np.diff(knots))])
+    bent = middle_curvature(np.exp(ln_influence), *FIXED_CUTS)
+    assert bent.slope_change == pytest.approx(0.219, abs=0.005) and bent.slope_range == pytest.approx(0.4)
+    assert middle_curvature(np.exp(-0.6 * ln_rank), *FIXED_CUTS).slope_range == pytest.approx(0.0, abs=1e-9)
+
+
+def test_resampled_neurons_come_from_their_own_curve_and_repeat_with_the_seed() -> None:
+    """Each row is drawn with replacement from the same row of the input (a fresh draw per row); the
+    same seed gives the same draw."""
+    curves = np.stack([np.arange(1.0, 101.0), -np.arange(1.0, 101.0)])
+    drawn = resample_neurons(curves, seed=3)
+    assert drawn.shape == curves.shape
+    assert np.isin(drawn[0], curves[0]).all() and np.isin(drawn[1], curves[1]).all()
+    assert len(np.unique(drawn[0])) < 100                       # with replacement: ties appear
+    np.testing.assert_array_equal(drawn, resample_neurons(curves, seed=3))
+
+
+def test_neuron_resampling_reproduces_the_curvature_spread_of_independent_layers() -> None:
+    """The slope change in the papers' window varies between independent lognormal layers of 1,024
+    neurons (σ 1.5: SD ≈ 0.25, the test above); resampling the neurons of one layer must show a spread
+    of that size — a resample of sequences alone cannot, which is why C3 resamples neurons. Observed:
+    the bootstrap SD lies in 0.19–0.30 for these seeds, the independent SD 0.25; the bounds are ± 50%."""
+    rng = np.random.default_rng(5)
+    layers = np.exp(1.5 * rng.standard_normal((300, D_MLP)))
+    independent = np.std([middle_curvature(layer, *FIXED_CUTS).slope_change for layer in layers])
+    for layer in layers[:3]:
+        boot = np.std([middle_curvature(c, *FIXED_CUTS).slope_change
+                       for c in resample_neurons(np.tile(layer, (300, 1)), seed=9)])
+        assert 0.5 * independent < boot < 1.5 * independent, (boot, independent)
 
 
 def test_middle_curvature_needs_four_neurons() -> None:

@@ -447,27 +447,41 @@ def bootstrap_regimes(seq_means: np.ndarray, seq_counts: np.ndarray, n_resamples
 @dataclass(frozen=True)
 class MiddleCurvature:
     """Curvature of ln I over ln rank inside a window: ``slope_change`` = (slope at the window's end) −
-    (slope at its start) of a quadratic OLS fit (slope units; 0 for a power law), ``width`` the
-    window in ln rank, ``n`` the neurons in it."""
+    (slope at its start) of a quadratic OLS fit (slope units; 0 for a power law); ``slope_range`` = the
+    largest minus the smallest OLS slope of the window's three equal ln-rank thirds (slope units; 0
+    for a power law, > 0 for any bend, including an S that leaves the quadratic flat; NaN when a
+    third holds < 3 neurons); ``width`` the window in ln rank, ``n`` the neurons in it."""
 
     slope_change: float
     slope: float
     width: float
     n: int
+    slope_range: float
 
 
 def middle_curvature(influence: np.ndarray, lo: float, hi: float) -> MiddleCurvature:
-    """Quadratic fit of ln I on ln rank over neurons with ln rank in [lo, hi) of ``influence`` [d_mlp]."""
+    """Quadratic fit and thirds' slopes of ln I on ln rank over neurons with ln rank in [lo, hi) of
+    ``influence`` [d_mlp]."""
     _, ln_rank, ln_inf = rank_curve(influence)
     inside = (ln_rank >= lo) & (ln_rank < hi)
     n = int(inside.sum())
     if n < 4:
-        return MiddleCurvature(float("nan"), float("nan"), float(hi - lo), n)
-    x = ln_rank[inside]
+        return MiddleCurvature(float("nan"), float("nan"), float(hi - lo), n, float("nan"))
+    x, y = ln_rank[inside], ln_inf[inside]
     centre = 0.5 * (x.min() + x.max())
-    c2, c1, _ = np.polyfit(x - centre, ln_inf[inside], 2)
+    c2, c1, _ = np.polyfit(x - centre, y, 2)
     width = float(x.max() - x.min())
-    return MiddleCurvature(float(2 * c2 * width), float(c1), width, n)
+    third = np.minimum((3 * (x - x.min()) / max(width, 1e-12)).astype(int), 2)
+    slopes = [np.polyfit(x[third == t], y[third == t], 1)[0] if (third == t).sum() >= 3 else np.nan for t in range(3)]
+    return MiddleCurvature(float(2 * c2 * width), float(c1), width, n, float(np.max(slopes) - np.min(slopes)))
+
+
+def resample_neurons(curves: np.ndarray, seed: int) -> np.ndarray:
+    """Each row of ``curves`` ``[n_curves, d_mlp]`` with its neurons drawn with replacement (the layer's
+    neurons as a sample of its influence distribution): ``[n_curves, d_mlp]``, a fresh draw per row."""
+    curves = np.atleast_2d(np.asarray(curves, dtype=float))
+    draws = np.random.default_rng(seed).integers(0, curves.shape[1], size=curves.shape)
+    return np.take_along_axis(curves, draws, axis=1)
 
 
 def curve_band(curves: np.ndarray, level: float, bin_width: float = DEFAULT_BIN_WIDTH

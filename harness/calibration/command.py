@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.calibration.runner import calibrate
 from harness.claims import select_claims
-from harness.claims.calibration_table import TABLE
+from harness.claims.calibration_table import TABLE, load_table
 
 FULL_REPS, QUICK_REPS = 200, 40
 
@@ -50,6 +50,18 @@ def model_table(level: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merged_table(table: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The committed table with ``document``'s claims replaced: a run over some claims keeps the others'
+    entries, stamps its own with the time it was written (records cite it) and lists itself under
+    ``updates`` (command, claims, repetitions, time written)."""
+    if not table or set(table["claims"]) <= set(document["claims"]):
+        return document
+    update = {k: document[k] for k in ("command", "written", "repetitions", "planted_repetitions", "wall_time_s")}
+    fresh = {c: [e | {"written": document["written"]} for e in entries] for c, entries in document["claims"].items()}
+    return {**table, "claims": {**table["claims"], **fresh},
+            "updates": [*table.get("updates", []), {**update, "claims": sorted(document["claims"])}]}
+
+
 def run_calibration(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -64,7 +76,7 @@ def run_calibration(args: argparse.Namespace) -> int:
         bar.refresh()
     start = time.perf_counter()
     command = shlex.join(["python", "-m", "harness", "calibrate", *(sys.argv[2:] if args.argv is None else args.argv[3:])])
-    document = calibrate(claims, reps, planted, command=command, progress=progress)
+    document = calibrate(claims, reps, planted, workers=args.workers, command=command, progress=progress)
     bar.close()
     if args.model_level:
         from harness.calibration.models import model_level
@@ -82,7 +94,7 @@ def run_calibration(args: argparse.Namespace) -> int:
         print(model_table(document["model_level"]))
     print(f"wrote {out / 'calibration.json'} ({document['wall_time_s']:.0f} s)")
     if args.write_table:
-        TABLE.write_text(json.dumps(document, indent=1) + "\n")
+        TABLE.write_text(json.dumps(merged_table(load_table(), document), indent=1) + "\n")
         print(f"wrote {TABLE} (the calibration every record cites)")
     bad = [c for c, e in document["claims"].items() if not e[0]["size_ok"]]
     if bad:

@@ -12,7 +12,12 @@ Effect sizes, per claim (what "the papers' effect" means here):
   highest unplanted influence; 0 leaves the same neurons ordinary.
 - C2: the same rare plateau, common targets without one (C2 true); nulls give the common targets a
   plateau too.
-- C3: a middle regime that is an exact power law of exponent 0.6 (the middle of the papers' 0.3–1.05).
+- C3: a middle regime that is a power law of exponent 0.6 (the middle of the papers' 0.3–1.05), the
+  layer's neurons drawn iid from it, in a layer of 1,024 neurons (the zoo's) and of 4,096
+  (Pythia-410m's): the curvature's interval resamples neurons, so its width falls with the layer's
+  size; a layer whose neurons sit exactly on the population's rank grid (no sampling noise: the
+  easiest power law) shows the ceiling; nulls: lognormal and gamma layers, and a lognormal with a 3% high component (an S-shaped
+  middle that a quadratic fit misses) at 4,096 neurons, where C3 can be supported.
 - C4: the plateau's strength growing from 0 to 1 over 9 checkpoints (emergence from a homogeneous
   start); nulls: no plateau, per-sequence noise AR(1) (φ = 0.8) or a random walk across checkpoints.
 - C5: specialists falling into the layer's communities as random neurons do (κ ≈ 0, the papers' Q ≈
@@ -107,6 +112,7 @@ def _heads(**fixed: Any) -> Callable[[int, float], SyntheticHeads]:
 
 
 INFLUENCE_SIZES = {"rare_positions": 700, "neurons": 1024}
+WIDE_INFLUENCE_SIZES = {**INFLUENCE_SIZES, "neurons": 4096}
 GROUP_SIZES = {"rare_positions": 700, "neurons": 512, "group_size": 16}
 
 FAMILIES: list[Family] = [
@@ -134,8 +140,18 @@ FAMILIES: list[Family] = [
            sample_sizes=INFLUENCE_SIZES),
     Family("C3", "gamma influences", "null", _influence(InfluenceWorld(magnitude="gamma")),
            sample_sizes=INFLUENCE_SIZES),
+    # its population's thirds' slopes differ by 0.23–0.28 in the fitted window (the margin: the hardest null)
+    Family("C3", "lognormal with a 3% high component, 4,096 neurons", "null",
+           _influence(InfluenceWorld(d_mlp=4096, mixture_share=0.03, direction_spread=0.0)),
+           sample_sizes=WIDE_INFLUENCE_SIZES),
     Family("C3", "power-law middle", "planted", _plateau("power_law_middle"), effects=(0.3, 0.6, 1.05),
            effect_name="middle exponent", paper_effect=0.6, sample_sizes=INFLUENCE_SIZES),
+    Family("C3", "power-law middle, 4,096 neurons", "planted", _plateau("power_law_middle", d_mlp=4096),
+           effects=(0.3, 0.6, 1.05), effect_name="middle exponent", paper_effect=0.6,
+           sample_sizes=WIDE_INFLUENCE_SIZES),
+    Family("C3", "power-law middle on a rank grid, 4,096 neurons", "planted",
+           _plateau("power_law_middle", d_mlp=4096, power_law_ranks="grid"), effects=(0.6,),
+           effect_name="middle exponent", paper_effect=0.6, sample_sizes=WIDE_INFLUENCE_SIZES),
     # C4
     Family("C4", "drift-free AR(1) φ 0.8", "null", _trajectory("ar1", plateau=False),
            sample_sizes={**INFLUENCE_SIZES, "checkpoints": N_TRAJECTORY}),

@@ -21,8 +21,11 @@ Families (``InfluenceWorld`` parameters):
 - a planted plateau: ``k`` neurons whose direction relevance lifts them to a flat top ``height``
   (ln nats) above the highest unplanted influence — C1 must be supported;
 - common targets get their own directions (a plateau there only when ``common_plateau``) — C2;
-- a curved (lognormal) or exactly power-law middle between a flat top and a rapid decay — C3
-  (``power_law_middle``; the direction relevances then get no spread, so the curve is the planted one).
+- a curved (lognormal) or power-law middle between a flat top and a rapid decay — C3
+  (``power_law_middle``: each neuron's magnitude is the three-regime function of a rank drawn iid,
+  and the direction relevances get no spread, so the curve is a sample of the planted one); a
+  lognormal with a small high component (``mixture_share``) bends like an S, which a quadratic
+  misses — a C3 null.
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ class InfluenceWorld:
     plateau_strength: float = 1.0         # 0: the planted neurons keep ordinary directions; 1: the full plateau
     common_plateau_k: int = 0             # a plateau in the common-target directions too (C2 false)
     common_plateau_height: float = 0.0
-    power_law_middle: float = 0.0         # > 0: magnitudes follow rank^−β exactly (C3 true), β = this
+    power_law_middle: float = 0.0         # > 0: magnitudes follow rank^−β (C3 true), β = this
+    power_law_ranks: str = "iid"          # "iid": ranks drawn uniformly (a sample); "grid": exactly 1…n
+    mixture_share: float = 0.0            # share of neurons whose ln m is N(mixture_location, 0.5²) instead
+    mixture_location: float = 3.0
     scale: float = 1e-3                   # median influence (nats)
 
 
@@ -64,11 +70,18 @@ def _magnitudes(world: InfluenceWorld, rng: np.random.Generator) -> tuple[np.nda
     if world.power_law_middle > 0:
         # the papers' three regimes: a flat top of 1.7% of the neurons, a power law of exponent β down
         # to rank 0.3 n, then a rapid (Gaussian in rank) decay
-        ranks = np.arange(1, n + 1, dtype=float)
+        # rank; each neuron's population rank is drawn iid uniform on [1, n + 1), so the layer is a sample
+        # of that distribution with the sampling noise of a real layer (a fixed rank grid has none, and
+        # made the planted power law 3× easier to recognise than an iid one)
+        # ``power_law_ranks = "grid"``: the ranks 1…n exactly, with 5% jitter — a layer whose curve is the
+        # population's own, as easy as a power law gets
+        if world.power_law_ranks == "grid":
+            ranks = rng.permutation(np.arange(1, n + 1, dtype=float)) * np.exp(0.05 * rng.standard_normal(n))
+        else:
+            ranks = 1.0 + n * rng.random(n)
         top, knee = max(2, round(0.017 * n)), 0.3 * n
         m = np.maximum(ranks, top) ** -world.power_law_middle
         m *= np.exp(-np.maximum(ranks - knee, 0.0) ** 2 / (0.05 * n) ** 2)
-        m = rng.permutation(m * np.exp(0.05 * rng.standard_normal(n)))
         return m, np.ones(n)
     if world.magnitude == "gamma":
         shape = 1.0 / world.spread
@@ -76,7 +89,10 @@ def _magnitudes(world: InfluenceWorld, rng: np.random.Generator) -> tuple[np.nda
     rho = world.write_correlation
     z1, z2 = rng.standard_normal(n), rng.standard_normal(n)
     half = world.spread / np.sqrt(2.0)
-    return np.exp(half * z1), np.exp(half * (rho * z1 + np.sqrt(1 - rho**2) * z2))
+    a, w = np.exp(half * z1), np.exp(half * (rho * z1 + np.sqrt(1 - rho**2) * z2))
+    high = rng.random(n) < world.mixture_share
+    a[high] = np.exp(world.mixture_location + 0.5 * rng.standard_normal(high.sum())) / w[high]
+    return a, w
 
 
 def _directions(n: int, spread: float, k: int, height: float, strength: float, base: np.ndarray,

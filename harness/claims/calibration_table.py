@@ -54,4 +54,4 @@ def cite_calibration(record: ClaimRecord, table: dict[str, Any] | None = None) -
                          f"this record uses {record.rule_version}"}
     return {k: best[k] for k in ("size", "size_ci", "size_family", "power", "power_ci", "power_family",
                                  "sample_sizes", "repetitions", "rule_version") if k in best} | {
-        "written": table.get("written")}
+        "written": best.get("written", table.get("written"))}
