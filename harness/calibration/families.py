@@ -16,8 +16,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
   layer's neurons drawn iid from it, in a layer of 1,024 neurons (the zoo's) and of 4,096
   (Pythia-410m's): the curvature's interval resamples neurons, so its width falls with the layer's
   size; a layer whose neurons sit exactly on the population's rank grid (no sampling noise: the
-  easiest power law) shows the ceiling; nulls: lognormal and gamma layers, and a lognormal with a 3% high component (an S-shaped
-  middle that a quadratic fit misses) at 4,096 neurons, where C3 can be supported.
+  easiest power law) shows the ceiling; nulls: lognormal and gamma layers, and a lognormal with a
+  3% high component (an S-shaped middle that a quadratic fit misses) at 4,096 neurons, where C3 can
+  be supported.
 - C4: the plateau's strength growing from 0 to 1 over 9 checkpoints (emergence from a homogeneous
   start); nulls: no plateau, per-sequence noise AR(1) (φ = 0.8) or a random walk across checkpoints.
 - C5: specialists falling into the layer's communities as random neurons do (κ ≈ 0, the papers' Q ≈

@@ -70,9 +70,9 @@ def _magnitudes(world: InfluenceWorld, rng: np.random.Generator) -> tuple[np.nda
     if world.power_law_middle > 0:
         # the papers' three regimes: a flat top of 1.7% of the neurons, a power law of exponent β down
         # to rank 0.3 n, then a rapid (Gaussian in rank) decay
-        # rank; each neuron's population rank is drawn iid uniform on [1, n + 1), so the layer is a sample
-        # of that distribution with the sampling noise of a real layer (a fixed rank grid has none, and
-        # made the planted power law 3× easier to recognise than an iid one)
+        # in rank. Each neuron's population rank is drawn iid uniform on [1, n + 1), so the layer is a
+        # sample of that distribution with the sampling noise of a real layer (a fixed rank grid has
+        # none, and made the planted power law 3× easier to recognise than an iid one);
         # ``power_law_ranks = "grid"``: the ranks 1…n exactly, with 5% jitter — a layer whose curve is the
         # population's own, as easy as a power law gets
         if world.power_law_ranks == "grid":
