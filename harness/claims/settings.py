@@ -108,7 +108,7 @@ SETTINGS: dict[str, Setting] = {
                 "neuron's whole output row (methods.md §3.3), which moved the slope difference's null when "
                 "magnitudes follow write norms (55% false plateaus; flatness is not affected)",
                 choices=("direction", "row")),
-        Setting("null_kernel", "approx", "kernel of the null curves: 'approx' (second-order expansion, checked "
+        Setting("null_kernel", "approx", "kernel of the null curves: 'approx' (third-order expansion, checked "
                 "against 'exact' on null_exact_checks draws; the record gives the error) or 'exact'",
                 choices=("approx", "exact")),
         _count("null_exact_checks", 3, "null curves recomputed exactly to measure the approx kernel's error"),

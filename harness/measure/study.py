@@ -390,7 +390,7 @@ class Study:
                 return {"curves": run("exact", perms)}, {"kernel": "exact (approx error above tolerance)",
                                                          "approx_error": error, "approx_max_error": worst}
             return {"curves": curves}, {"kernel": "approx", "approx_error": error, "approx_max_error": worst}
-        key = self._key("null_curves", 2, targets=targets, repeat=repeat, n=n, seed=seed, permutation=permutation,
+        key = self._key("null_curves", 3, targets=targets, repeat=repeat, n=n, seed=seed, permutation=permutation,
                         kernel=kernel, exact_checks=exact_checks, tolerance=tolerance, ablation=ablation)
         arrays = self._measure("null_curves", key, compute)
         meta = self._meta[key_digest(key)]
