@@ -83,3 +83,25 @@ def test_a_calibration_of_some_claims_replaces_only_their_entries_in_the_table()
          "wall_time_s": 9.0, "claims": ["C3"]}]
     full = {**partial, "claims": {"C1": [{"size": 0.01}], "C3": [{"size": 0.01}]}}
     assert merged_table(table, full) is full and merged_table({}, partial) is partial
+
+
+@pytest.mark.parametrize("permutation", ["direction", "row"])
+def test_synthetic_null_curves_pool_each_permuted_subject_by_positions(permutation):
+    """A synthetic null curve is the position-weighted mean over sequences of the subject with its
+    directions (and, for "row", write norms) permuted and every neuron's noise kept: what
+    ``Study.null_curves`` measures on a model, computed in one array expression."""
+    import numpy as np
+
+    from harness.analysis.regimes import SequenceInfluence
+    from harness.calibration.influence import InfluenceWorld, SyntheticInfluence
+
+    source = SyntheticInfluence(InfluenceWorld(d_mlp=64, n_seq=12, plateau_k=4, plateau_height=0.5), 3)
+    got = source.null_curves("rare", 0, 5, 11, permutation=permutation, kernel="approx", exact_checks=0,
+                             tolerance=1.0).curves
+    rng, expected = np.random.default_rng(11), []
+    for _ in range(5):
+        perm = rng.permutation(64)
+        magnitude = source.a * (source.w[perm] if permutation == "row" else source.w)
+        expected.append(SequenceInfluence(source._means(source.d[perm], magnitude, source._noise["rare"]),
+                                          source.counts).pooled())
+    assert got.shape == (5, 64) and np.allclose(got, np.stack(expected), rtol=1e-12, atol=0)

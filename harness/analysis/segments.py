@@ -116,23 +116,27 @@ def _local_grid(centres: np.ndarray, half_widths: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Suffixes:
     """Sums over the suffixes x_k, …, x_{n−1} of ascending positions x ``[n]``, for k = 0 … n (k = n: empty),
-    each ``[n + 1]``: ``start`` x_k (x_{n−1} for k = n), ``m0`` n − k, ``d1`` Σ (x_i − x_k), ``d2`` Σ (x_i − x_k)²;
-    ``members`` ``[n + 1, n]`` the indicator of i ≥ k and ``lengths`` ``[n + 1, n]`` (x_i − x_k)·[i ≥ k], whose
-    products with a curve give its suffix sums Σ y_i and Σ (x_i − x_k)·y_i."""
+    each ``[n + 1]``: ``start`` x_k (x_{n−1} for k = n), ``m0`` n − k, ``d1`` Σ (x_i − x_k), ``d2`` Σ (x_i − x_k)²."""
 
     start: np.ndarray
     m0: np.ndarray
     d1: np.ndarray
     d2: np.ndarray
-    members: np.ndarray
-    lengths: np.ndarray
 
     @classmethod
     def build(cls, x: np.ndarray) -> "_Suffixes":
         start = np.append(x, x[-1])
         members = (np.arange(x.size)[None, :] >= np.arange(x.size + 1)[:, None]).astype(float)
         lengths = members * (x[None, :] - start[:, None])
-        return cls(start, members.sum(1), lengths.sum(1), (lengths * lengths).sum(1), members, lengths)
+        return cls(start, members.sum(1), lengths.sum(1), (lengths * lengths).sum(1))
+
+    def of(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A curve's suffix sums ``[G, n + 1]`` for ``y`` ``[G, n]``: Σ_{i≥k} y_i and Σ_{i≥k} (x_i − x_k)·y_i,
+        by reversed cumulative sums (O(G·n))."""
+        zero = np.zeros(y.shape[:-1] + (1,))
+        plain = np.concatenate([np.cumsum(y[..., ::-1], axis=-1)[..., ::-1], zero], -1)
+        moment = np.concatenate([np.cumsum((y * x)[..., ::-1], axis=-1)[..., ::-1], zero], -1)
+        return plain, moment - self.start * plain
 
 
 class SegmentGrid:
@@ -184,9 +188,10 @@ class SegmentGrid:
         best = np.argmax(gain, axis=0)
         return np.stack([self._taus[i[best]], self._taus[j[best]]], -1)
 
-    def _gain(self, y_perp: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    def _gain(self, sums: tuple[np.ndarray, np.ndarray], taus: np.ndarray) -> np.ndarray:
         """bᵀA⁻¹b ``[G, C]`` of candidate breakpoints ``taus`` ``[G, C, k]`` (increasing along k) for curves
-        ``y_perp`` ``[G, n]``; NaN or inf where a candidate's hinges are collinear (invalid candidates)."""
+        whose suffix sums (``_Suffixes.of`` of y⊥ ``[G, n]``) are ``sums``; NaN or inf where a candidate's
+        hinges are collinear (invalid candidates)."""
         sx, n = self._suffixes, self.x.size
         at = np.searchsorted(self.x, taus, side="left")                         # [G, C, k]
         e = sx.start[at] - taus
@@ -194,8 +199,9 @@ class SegmentGrid:
         offset = sx.start[at] - self.x.mean()
         ones = d1 + e * m0                                                      # 1ᵀh
         centred = d2 + (offset + e) * d1 + offset * e * m0                      # x̃ᵀh
-        rows = np.arange(y_perp.shape[0])[:, None, None]
-        b = (y_perp @ sx.lengths.T)[rows, at] + e * (y_perp @ sx.members.T)[rows, at]
+        plain, moment = sums
+        rows = np.arange(plain.shape[0])[:, None, None]
+        b = moment[rows, at] + e * plain[rows, at]
 
         def a(i: int, j: int) -> np.ndarray:
             """h_i⊥·h_j⊥ for τ_i ≤ τ_j: Σ over the points above τ_j of (x − τ_i)(x − τ_j), less the fit on 1, x."""
@@ -217,11 +223,12 @@ class SegmentGrid:
         ks = np.searchsorted(x, best)
         lo, hi = x[np.maximum(ks - 1, 0)], x[np.minimum(ks + 1, x.size - 1)]
         centres, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        sums = self._suffixes.of(x, y_perp)
         for _ in range(REFINE_LEVELS):
             candidates = np.concatenate([best[:, None, :], _local_grid(centres, half)], axis=1)
             valid = _valid(x, candidates, self.min_points)
             valid[:, 0] = True
-            gain = np.where(valid, self._gain(y_perp, candidates), -np.inf)
+            gain = np.where(valid, self._gain(sums, candidates), -np.inf)
             best = candidates[rows, np.argmax(gain, axis=1)]
             centres, half = best, 2.0 * half / (REFINE_STEPS - 1)
         return best

@@ -145,12 +145,16 @@ class SyntheticInfluence:
         """Per-sequence noise: ``[2, n_seq, d_mlp]`` (multiplicative e − 1 standardised, additive ε standardised)."""
         return rng.standard_normal((2, self.world.n_seq, self.world.d_mlp))
 
-    def _means(self, direction: np.ndarray, magnitude: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    def _noise_factors(self, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Multiplicative factors e and additive terms ε ``[n_seq, d_mlp]`` of per-sequence ``noise``."""
         w = self.world
         c = self.counts[:, None]
         # Gamma(κc, κc) has mean 1 and SD 1/√(κc): a normal approximation keeps the noise shareable.
         e = np.maximum(1.0 + noise[0] / np.sqrt(w.noise_shape * c), 0.0)
-        eps = noise[1] * w.additive_noise * w.scale / np.sqrt(c)
+        return e, noise[1] * w.additive_noise * w.scale / np.sqrt(c)
+
+    def _means(self, direction: np.ndarray, magnitude: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        e, eps = self._noise_factors(noise)
         return self._unit * magnitude[None] * direction[None] * e + eps
 
     @property
@@ -170,14 +174,11 @@ class SyntheticInfluence:
                     exact_checks: int, tolerance: float) -> "NullDraws":
         rng = np.random.default_rng(seed)
         direction = self.d if targets == "rare" else self.d_common
-        noise = self._noise[targets]
-        curves = []
-        for _ in range(n):
-            perm = rng.permutation(self.world.d_mlp)
-            magnitude = self.a * (self.w[perm] if permutation == "row" else self.w)
-            seq = SequenceInfluence(self._means(direction[perm], magnitude, noise), self.counts)
-            curves.append(seq.pooled())
-        return NullDraws(np.stack(curves), permutation)
+        perms = np.stack([rng.permutation(self.world.d_mlp) for _ in range(n)])      # [n, d_mlp]
+        magnitude = self.a * (self.w[perms] if permutation == "row" else self.w[None])
+        # the noise stays with the neuron, so every curve pools the same factors (position-weighted means)
+        e, eps = (self.counts @ f / self.counts.sum() for f in self._noise_factors(self._noise[targets]))
+        return NullDraws(self._unit * magnitude * direction[perms] * e + eps, permutation)
 
     def step0(self) -> None:
         return None
