@@ -119,6 +119,16 @@ def test_the_coactivation_threshold_is_used():
     assert low.thresholds["coactivation_threshold"] == 0.1
 
 
+def test_group_records_report_the_recovery_of_planted_neurons():
+    """A positive control: the planted, boosted group is what the specialists recover (precision and
+    recall in the record); a subject without planted neurons has no recovery entry."""
+    source = SyntheticGroups(GroupWorld(boost=10.0), 6)
+    found = CLAIMS["C6"].evaluate(source, FAST).details["planted_recovery"]
+    assert found["planted"] == source.world.group_size and found["selected"] == source.world.group_size
+    assert found["recall"] >= 0.75 and found["precision"] == found["recovered"] / found["selected"]
+    assert "planted_recovery" not in CLAIMS["C6"].evaluate(SyntheticGroups(GroupWorld(), 6), FAST).details
+
+
 def test_spectra_use_every_matrix_of_a_gated_mlp():
     """Review bug: C8/C9 raised for any architecture but GPT-NeoX and GPT-2. A gated MLP has two read
     matrices (gate, up): C8 tests all three matrices, Holm across them, one rule for every architecture."""

@@ -30,7 +30,7 @@ from harness.report.blocks import MISSING
 from harness.report.calibration import load_calibration, power_table, size_table
 from harness.report.claim_figures import FIGURE_KINDS, planned_figures
 from harness.report.figures import FIGURE_DPI, GREY, MAX_WIDTH_IN, OKABE_ITO, draw_png
-from harness.report.frontpage import verdict_grid
+from harness.report.frontpage import positive_controls, verdict_grid
 from harness.report.headline import calibration_text
 from harness.report.verdicts import VERDICT_GLYPHS, VERDICT_LABELS, family_of, record_anchor
 
@@ -401,6 +401,18 @@ def test_front_page_groups_subjects_by_family(run) -> None:
         assert cell.anchor == record_anchor(rec.claim_id, rec.subject)
     assert neox.row.cells[[c for c, _, _ in grid.columns].index("C4")].verdict == "supported"  # the trend claim
     assert grid.groups[1].row.cells[[c for c, _, _ in grid.columns].index("C4")].text == MISSING
+
+
+def test_front_page_lists_the_recovery_of_planted_neurons(run) -> None:
+    """Subjects whose group records carry ``planted_recovery`` get one row each under the grid; a run without
+    them gets no table."""
+    _, records, _ = run
+    assert positive_controls(records) is None
+    found = {"selected": 17, "planted": 17, "recovered": 12, "precision": 12 / 17, "recall": 12 / 17}
+    marked = [replace(r, details={**r.details, "planted_recovery": found}) if r.subject == SUBJECTS[1] else r
+              for r in records]
+    table = positive_controls(marked, SUBJECTS)
+    assert table.rows == ((SUBJECTS[1], "17", "17", "12", "0.71", "0.71"),)
 
 
 def test_front_page_of_many_subjects_stays_one_row_per_family(many) -> None:

@@ -85,6 +85,21 @@ def test_tiny_families_build_completely(tiny_root):
         assert not list(root.glob(f".tmp-{name}-*"))
 
 
+def test_a_study_of_a_planted_checkpoint_knows_its_planted_neurons(tiny_root):
+    """``Study.planted_neurons`` reads the family's ``planted_neurons.json`` (what group records compare
+    their specialists with); an unplanted family has none."""
+    from harness.measure.cache import MeasurementCache
+    from harness.measure.study import Study, StudyConfig
+    from harness.subjects import parse_subject
+
+    for name in PLANTED:
+        ids = json.loads((tiny_root / name / zoo.PLANTED_IDS).read_text())["planted_neurons"]
+        study = Study(parse_subject(f"zoo:{name}@step{zoo.ZOO[name].final_step}"), StudyConfig(), MeasurementCache(None))
+        assert study.planted_neurons().tolist() == ids
+        base = zoo.ZOO[name].base
+        assert Study(parse_subject(f"zoo:{base}"), StudyConfig(), MeasurementCache(None)).planted_neurons() is None
+
+
 def test_planted_families_change_only_the_planted_rows(tiny_root):
     """A planted checkpoint is its base checkpoint with the planted neurons' final-MLP read rows, biases and
     write columns changed (not at step 0, where the strength is 0); the counts are the base's."""

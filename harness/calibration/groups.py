@@ -108,6 +108,10 @@ class SyntheticGroups:
     def rare_activations(self) -> tuple[np.ndarray, np.ndarray]:
         return self.x, self.seq
 
+    def planted_neurons(self) -> np.ndarray | None:
+        """The planted group's ids when it is boosted into the specialists (``boost`` > 0), else None."""
+        return self.planted if self.world.boost > 0 else None
+
     def mlp_weights(self) -> MLPWeights:
         return MLPWeights(read={"read": self.rows["read"]}, write=self.rows["write"])
 

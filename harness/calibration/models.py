@@ -15,7 +15,7 @@ from typing import Any
 from harness import zoo
 from harness.claims import select_claims
 from harness.claims.runner import Session, build_zoo, targets
-from harness.claims.specialists import select_specialists
+from harness.claims.specialists import recovery, select_specialists
 from harness.data.evaldata import EvalSpec
 from harness.measure.cache import MeasurementCache
 from harness.measure.study import StudyConfig
@@ -24,13 +24,6 @@ from harness.subjects import expand_subjects
 UNPLANTED = ("neox-tiny", "neox-tiny-seed1", "neox-tiny-seed2")
 PLANTED = "neox-tiny-planted"
 CONFIG = StudyConfig(eval=EvalSpec(n_sequences=48, seq_len=64), min_rare_positions=100)
-
-
-def recovery(found: set[int], planted: set[int]) -> dict[str, float]:
-    """Precision and recall of the selected specialists against the planted ids."""
-    hits = len(found & planted)
-    return {"selected": len(found), "planted": len(planted), "recovered": hits,
-            "precision": hits / len(found) if found else 0.0, "recall": hits / len(planted) if planted else 0.0}
 
 
 def model_level(settings: dict[str, Any], cache_dir: str | None = None, claims: str | None = None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from harness.analysis.stats import empirical_p, summarize_null
 from harness.claims.evidence import Evidence, memoized, settings_key
 from harness.claims.registry import CLAIMS, claim, headline
 from harness.claims.settings import ci_level
-from harness.claims.specialists import Specialists, select_specialists
+from harness.claims.specialists import Specialists, planted_recovery, select_specialists
 from harness.records import ClaimRecord
 
 _GROUP_SETTINGS = ("seed", "n_null", "selection_fraction", "specialist_fraction", "min_specialists",
@@ -75,6 +75,9 @@ def start_group_record(claim_id: str, source: Evidence, settings: dict[str, Any]
                                layer_neurons=int(group.x.shape[1]))
     record.seeds.update(split=settings["seed"], null_groups=settings["seed"])
     record.details.update(specialists=group.specialists.describe(), balance=group.balance_fields())
+    found = planted_recovery(source, group.specialists)
+    if found is not None:
+        record.details["planted_recovery"] = found
     record.statistics["max_abs_smd"] = group.matched.max_abs_smd
     if group.matched.max_abs_smd > settings["match_max_smd"]:
         worst = max(group.matched.smd, key=lambda k: abs(group.matched.smd[k]))

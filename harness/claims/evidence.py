@@ -7,6 +7,8 @@ so a calibration runs exactly the procedure a real run does.
 
 Every array is numpy; units and shapes are in each method's doc. ``memo`` is a per-subject
 dict where procedures keep what several claims share (the C1 record, the specialists).
+Optionally a source offers ``planted_neurons() -> ids [k] | None``, the neurons a positive control
+planted; group records then report their recovery (``harness.claims.specialists.planted_recovery``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Group size: when C1 supports a plateau on the subject, the plateau of the 3-segm
 A's curve (if it holds 3 to 25% of the layer); otherwise a fixed top-K, K = max(``min_specialists``,
 round(``specialist_fraction`` · d_mlp)) — the papers' ≈ 1.7%, at least 16. The record says which.
 Claims over training keep K fixed along the trajectory (``fixed_size``).
+
+Positive controls: a source whose ``planted_neurons()`` returns ids (a planted zoo family, a
+directory shipping ``planted_neurons.json``, a calibration world with a planted group) gets the
+recovery of those ids by the selected specialists in its group records (``planted_recovery``).
 """
 
 from __future__ import annotations
@@ -87,3 +91,20 @@ def select_specialists(source: Evidence, settings: dict[str, Any], fixed_size: i
         order = np.argsort(-np.where(np.isfinite(influence), influence, -np.inf), kind="stable")
         return Specialists(order[:size], rule, a, b, influence)
     return memoized(source, settings_key(f"specialists:{fixed_size}", settings), make)
+
+
+def recovery(found: set[int], planted: set[int]) -> dict[str, float]:
+    """Precision and recall of the selected specialists ``found`` against the ``planted`` ids."""
+    hits = len(found & planted)
+    return {"selected": len(found), "planted": len(planted), "recovered": hits,
+            "precision": hits / len(found) if found else 0.0, "recall": hits / len(planted) if planted else 0.0}
+
+
+def planted_recovery(source: Evidence, specialists: Specialists) -> dict[str, float] | None:
+    """The recovery of the source's planted neurons by ``specialists``, or None when nothing is planted
+    (``planted_neurons`` is optional in the evidence protocol)."""
+    planted = getattr(source, "planted_neurons", None)
+    ids = planted() if callable(planted) else None
+    if ids is None:
+        return None
+    return recovery({int(i) for i in specialists.ids}, {int(i) for i in ids})

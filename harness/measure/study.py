@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -438,6 +439,17 @@ class Study:
         act = self.activations()
         rare = act["group"] == 0
         return act["acts"][rare].astype(np.float64), act["seq"][rare]
+
+    def planted_neurons(self) -> np.ndarray | None:
+        """Final-MLP neuron ids planted as specialists (a positive control), or None: read from
+        ``planted_neurons.json`` in the checkpoint's directory or its family's (the zoo's planted
+        families ship one; any ``hf:`` directory may)."""
+        directory = loading.local_dir(self.subject)
+        for folder in (directory, directory.parent) if directory is not None else ():
+            path = folder / zoo.PLANTED_IDS
+            if path.is_file():
+                return np.asarray(json.loads(path.read_text())["planted_neurons"], dtype=np.int64)
+        return None
 
     def mlp_weights(self) -> MLPWeights:
         """The final MLP's read rows (``read``, or ``gate`` and ``up``) and write rows, each ``[d_mlp, d_model]``."""

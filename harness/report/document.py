@@ -1,6 +1,7 @@
 """The layout of a run's report as blocks (rendered alike to Markdown and HTML).
 
-Order: title and counts; the verdict grid (families × claims, ``harness.report.frontpage``);
+Order: title and counts; the verdict grid (families × claims, ``harness.report.frontpage``) and
+the recovery of planted specialists where a subject has them;
 one section per claim — its statement, the headline of each subject (decisive statistic, CI,
 null band, paper, calibrated size and power, main figure; ``harness.report.headline``), then,
 folded, the decision rule, every quantity (statistic / CI / null / p raw and Holm), one note per
@@ -30,7 +31,7 @@ from harness.report.blocks import (
     fmt_null,
 )
 from harness.report.figures import FigureRef
-from harness.report.frontpage import verdict_grid
+from harness.report.frontpage import positive_controls, verdict_grid
 from harness.report.headline import headline_row
 from harness.report.verdicts import (
     VERDICT_LABELS,
@@ -174,6 +175,10 @@ def build_document(meta: RunMetadata, records: Sequence[ClaimRecord], figures: S
         Heading("Verdicts by family", 2, "verdicts"),
         verdict_grid(records, meta.subjects, meta.claims) if records else Paragraph("No records in this run."),
     ]
+    controls = positive_controls(records, meta.subjects)
+    if controls is not None:
+        blocks += [Paragraph("the specialists the group claims (C5–C9) selected, against the neurons planted "
+                             "in the subject (its planted_neurons.json).", label="Positive controls:"), controls]
     for claim_id in claim_ids:
         mine = sorted((i for i, r in enumerate(records) if r.claim_id == claim_id),
                       key=lambda i: subjects.index(records[i].subject))

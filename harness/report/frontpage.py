@@ -5,7 +5,8 @@ verdicts when the family has several checkpoints or seeds measured for that clai
 ✗1``, coloured by the worst); the claims over training (C4, C9) appear on the family row by
 their trajectory record (``family@*``), so 154 Pythia checkpoints stay one row. A family with
 several subjects folds one row per subject beneath its row. The grid has as many columns as
-claims however many subjects there are.
+claims however many subjects there are. Below it, for subjects with planted specialists (positive
+controls), how many of them the selected specialists recover.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from harness.records import ClaimRecord
-from harness.report.blocks import MISSING, GridCell, GridGroup, GridRow, VerdictGrid
+from harness.report.blocks import MISSING, GridCell, GridGroup, GridRow, Table, VerdictGrid, fmt
 from harness.report.verdicts import (
     SEVERITY,
     VERDICT_GLYPHS,
@@ -87,3 +88,19 @@ def verdict_grid(records: Sequence[ClaimRecord], requested: Sequence[str] = (),
                                 worst_verdict(mine)))
     columns = tuple((c, short_name(c, claims), c) for c in claim_ids)
     return VerdictGrid(columns, tuple(groups))
+
+
+def positive_controls(records: Sequence[ClaimRecord], requested: Sequence[str] = ()) -> Table | None:
+    """Subject × recovery of its planted neurons by the specialists its group records selected (the first
+    such record per subject: selection is shared by the subject's claims), or None without planted subjects."""
+    rows = []
+    for subject in ordered_subjects(records, requested):
+        found = next((r.details["planted_recovery"] for r in records
+                      if r.subject == subject and "planted_recovery" in r.details), None)
+        if found is not None:
+            rows.append((subject, str(found["planted"]), str(found["selected"]), str(found["recovered"]),
+                         fmt(found["precision"], 2), fmt(found["recall"], 2)))
+    if not rows:
+        return None
+    return Table(("Subject", "Planted neurons", "Specialists selected", "Planted among them", "Precision",
+                  "Recall"), tuple(rows))
