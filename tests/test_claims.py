@@ -16,12 +16,14 @@ from harness.analysis.spectra import MLPWeights
 from harness.calibration.families import families_of
 from harness.calibration.groups import GroupWorld, SyntheticGroups
 from harness.calibration.influence import InfluenceWorld, SyntheticInfluence
+from harness.calibration.runner import CALIBRATION_SETTINGS
 from harness.claims import CLAIMS, ClaimRegistryError, select_claims
 from harness.claims.evidence import Trajectory
 from harness.claims.registry import claim
 from harness.claims.settings import load_settings
 from harness.records import validate_record
 
+CALIBRATION = load_settings(overrides=CALIBRATION_SETTINGS)
 FAST = load_settings(overrides={"n_bootstrap": 100, "n_null": 100, "n_null_curves": 39, "louvain_seeds": 2,
                                 "n_null_within_q": 0})
 
@@ -184,3 +186,34 @@ def test_the_slope_difference_is_fooled_where_flatness_is_not():
             above[name] += int(getattr(observed, name)[0] > np.nanquantile(getattr(null, name), 0.95))
     assert above["score"] >= 2, above
     assert above["flatness"] <= 1, above
+
+
+class _SteepTop(SyntheticInfluence):
+    """The planted top group's influences follow rank^−1 above the others (a separate group, steeper than
+    the middle): not a plateau, yet the permuted null's top is steeper still (its outliers scattered)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        top, others = self.planted, np.setdiff1d(np.arange(self.world.d_mlp), self.planted)
+        base = self.a * self.w
+        ranks = np.random.default_rng(self.seed + 5).permutation(np.arange(1, top.size + 1))
+        self.d[top] = np.max(base[others] * self.d[others]) * (ranks / top.size) ** -1.0 / base[top]
+
+
+def test_a_top_group_steeper_than_the_middle_is_no_plateau():
+    """Review bug (C1 v2): "supported" asked only for flatness above the null and ΔBIC, so a separate top
+    group steeper than the middle passed whenever the null's top was steeper still (49% of such draws).
+    C1 v3 also needs segment 1 flatter than segment 2 (plateau score > 0)."""
+    record = CLAIMS["C1"].evaluate(_SteepTop(InfluenceWorld(plateau_k=17, plateau_height=0.0), 0), CALIBRATION)
+    assert record.statistics["plateau_score"] < 0 and record.p_values["flatness"] < 0.05
+    assert record.verdict != "supported" and record.supported_checks["segment_1_flatter"] is False
+
+
+def test_a_common_plateau_above_its_null_is_not_called_equivalent():
+    """Review bug (C2 v2): flatness is bounded by 1, so a flat common plateau over a flat-topped null sat
+    inside the ±c2_margin equivalence interval although p < α, and C2 said "no common plateau" (13% of
+    draws with 150 common-plateau neurons). C2 v3 contradicts whenever the common score is above its null."""
+    world = InfluenceWorld(plateau_k=17, plateau_height=1.0, common_plateau_k=150, common_plateau_height=0.5)
+    record = CLAIMS["C2"].evaluate(SyntheticInfluence(world, 5_000_006), CALIBRATION)
+    assert record.p_values["common_excess"] < 0.05 and record.statistics["common_flatness"] > 0.99
+    assert record.verdict == "contradicted"

@@ -9,9 +9,12 @@ among them, and the rate of *contradicted* verdicts there.
 
 Effect sizes, per claim (what "the papers' effect" means here):
 - C1: plateau strength 1 — a flat top of 1.7% of the layer (17 of 1,024, P1) at 0.5 ln above the
-  highest unplanted influence; 0 leaves the same neurons ordinary.
+  highest unplanted influence; 0 leaves the same neurons ordinary. Nulls include a separate top group
+  of 17 falling as rank⁻¹ from the rest's top (steeper than the middle: the permuted null's top is
+  steeper still, which fooled C1 v2 half the time).
 - C2: the same rare plateau, common targets without one (C2 true); nulls give the common targets a
-  plateau too.
+  plateau too, of 17 neurons or of 150 (flatness near its ceiling of 1, which fooled C2 v2's
+  equivalence interval 13% of the time).
 - C3: a middle regime that is a power law of exponent 0.6 (the middle of the papers' 0.3–1.05), the
   layer's neurons drawn iid from it, in a layer of 1,024 neurons (the zoo's) and of 4,096
   (Pythia-410m's): the curvature's interval resamples neurons, so its width falls with the layer's
@@ -26,8 +29,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
   margin 0.2).
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance.
-- C7: every head small (1–4%) and the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
-  vs 7–8%); null: one routing head at 25%.
+- C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
+  vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls: one routing head at 25%; distributed heads whose rare- and common-target effects are
+  unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024.
@@ -125,6 +129,8 @@ FAMILIES: list[Family] = [
            _influence(InfluenceWorld(direction_spread=1.0, direction_correlation=0.7)), sample_sizes=INFLUENCE_SIZES),
     Family("C1", "magnitude follows write norm (ρ 0.9)", "null",
            _influence(InfluenceWorld(spread=1.5, write_correlation=0.9)), sample_sizes=INFLUENCE_SIZES),
+    Family("C1", "a separate top group steeper than the middle (rank⁻¹)", "null",
+           _influence(InfluenceWorld(plateau_k=17, plateau_slope=1.0)), sample_sizes=INFLUENCE_SIZES),
     Family("C1", "planted plateau", "planted", _plateau("plateau_strength", **PLATEAU),
            effects=(0.25, 0.5, 0.75, 1.0), effect_name="plateau strength (1 = flat, 1.7% of neurons)",
            paper_effect=1.0, sample_sizes=INFLUENCE_SIZES),
@@ -132,6 +138,9 @@ FAMILIES: list[Family] = [
     Family("C2", "common targets with a plateau too", "null",
            _influence(InfluenceWorld(**PLATEAU, common_plateau_k=17, common_plateau_height=0.5)),
            sample_sizes=INFLUENCE_SIZES),
+    Family("C2", "common targets with a wide flat plateau (150 neurons)", "null",
+           _influence(InfluenceWorld(plateau_k=17, plateau_height=1.0, common_plateau_k=150,
+                                     common_plateau_height=0.5)), sample_sizes=INFLUENCE_SIZES),
     Family("C2", "rare plateau only", "planted", _plateau("plateau_strength", **PLATEAU),
            effects=(0.5, 0.75, 1.0), effect_name="rare plateau strength", paper_effect=1.0,
            sample_sizes=INFLUENCE_SIZES),
@@ -174,8 +183,12 @@ FAMILIES: list[Family] = [
            effects=(0.3, 0.5, 0.7), effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
     # C7
     Family("C7", "a routing head (25%)", "null", _heads(routing_effect=25.0), sample_sizes={"heads": 24}),
-    Family("C7", "distributed heads", "planted",
-           lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=effect), seed, label=f"synthetic-{seed}"),
+    Family("C7", "heads serving rare and common targets differently (r ≈ 0.15)", "null",
+           lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=5.0, common_noise=3.0), seed,
+                                               label=f"synthetic-{seed}"), sample_sizes={"heads": 24}),
+    Family("C7", "distributed heads", "planted",   # common-target noise 0.15: r ≈ 0.88 (the papers' 0.89)
+           lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=effect, common_noise=0.15), seed,
+                                               label=f"synthetic-{seed}"),
            effects=(2.5, 5.0), effect_name="layer / largest head", paper_effect=5.0, sample_sizes={"heads": 24}),
     # C8
     Family("C8", "iid rows, n 16, d 256", "null", _groups(), sample_sizes=GROUP_SIZES),

@@ -55,6 +55,8 @@ class InfluenceWorld:
     plateau_k: int = 0                    # planted plateau size (neurons)
     plateau_height: float = 0.0           # ln of the plateau's level over the top unplanted influence
     plateau_strength: float = 1.0         # 0: the planted neurons keep ordinary directions; 1: the full plateau
+    plateau_slope: float = 0.0            # > 0: the planted top follows (rank within it)^−slope instead of
+                                          # staying flat — a separate group that is no plateau (C1 false)
     common_plateau_k: int = 0             # a plateau in the common-target directions too (C2 false)
     common_plateau_height: float = 0.0
     power_law_middle: float = 0.0         # > 0: magnitudes follow rank^−β (C3 true), β = this
@@ -96,7 +98,7 @@ def _magnitudes(world: InfluenceWorld, rng: np.random.Generator) -> tuple[np.nda
 
 
 def _directions(n: int, spread: float, k: int, height: float, strength: float, base: np.ndarray,
-                rng: np.random.Generator, correlation: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                rng: np.random.Generator, correlation: float = 0.0, slope: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Direction relevances, with ``k`` planted neurons (returned) moved, by ``strength`` in [0, 1]
     (geometrically), from their own random relevance to a flat top ``height`` (ln) above the highest
     unplanted product ``base · d``."""
@@ -108,6 +110,8 @@ def _directions(n: int, spread: float, k: int, height: float, strength: float, b
         others = np.setdiff1d(np.arange(n), planted)
         top = np.max(base[others] * d[others])
         plateau = top * np.exp(height + jitter) / base[planted]
+        if slope > 0:  # the top group falls off as (rank / k)^−slope from height above the rest
+            plateau *= (rng.permutation(np.arange(1, k + 1)) / k) ** -slope
         d[planted] = d[planted] ** (1 - strength) * plateau**strength
     return d, planted
 
@@ -131,7 +135,7 @@ class SyntheticInfluence:
         base = self.a * self.w
         spread = 0.0 if w.power_law_middle > 0 else w.direction_spread
         self.d, self.planted = _directions(w.d_mlp, spread, w.plateau_k, w.plateau_height,
-                                           w.plateau_strength, base, rng, w.direction_correlation)
+                                           w.plateau_strength, base, rng, w.direction_correlation, w.plateau_slope)
         self.d_common, _ = _directions(w.d_mlp, w.direction_spread, w.common_plateau_k, w.common_plateau_height,
                                        1.0, base, rng)
         self.counts = rng.poisson(w.positions_per_seq, size=w.n_seq).astype(float)

@@ -42,18 +42,18 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
 
 
 @claim(
-    "C7", "no_head_routing", scope="subject", rule_version=2,
+    "C7", "no_head_routing", scope="subject", rule_version=3,
     statement="Rare-token processing does not depend on single attention heads; whole layers matter.",
     rule="ablating heads and whole layers of the routing_layers last layers feeding the final MLP (test-half "
          "sequences, paired bootstrap): supported when the largest single head's effect on the specialists' "
          "activations has a 1 − 2α CI upper bound below c7_head_margin_pct, the largest layer's effect over it "
          "(ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
-         "correlate (CI lower bound > 0); contradicted when a head's CI lower bound exceeds c7_head_margin_pct "
+         "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound exceeds c7_head_margin_pct "
          "(a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
     paper="single head ≈ 7–8%, full layer ≈ 42–45% (abstract); rare/common correlation ≈ 0.89 (P2)",
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
-              "c7_min_ratio", "selection_fraction", "specialist_fraction", "min_specialists"),
+              "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
 )
 def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C7"].new_record(source.label, settings)
@@ -82,13 +82,13 @@ def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
                                units="%")
     record.decide(
         {"single_heads_small": act.max_head_ci[1] < margin, "layer_exceeds_heads": act.ratio_ci[0] > ratio_min,
-         "rare_common_heads_agree": loss.corr_ci[0] > 0},
+         "rare_common_heads_agree": loss.corr >= settings["c7_min_correlation"] and loss.corr_ci[0] > 0},
         {"routing_head": act.max_head_ci[0] > margin, "layer_no_larger_than_heads": act.ratio_ci[1] < ratio_min},
         f"{source.label}: the largest single head (L{act.max_head_at[0]}H{act.max_head_at[1]}) moves the specialists' "
         f"activations by {act.max_head:.2f}% ({level:.0%} CI [{act.max_head_ci[0]:.2f}, {act.max_head_ci[1]:.2f}], "
         f"margin {margin}%), the largest whole layer by {act.layers.max():.2f}% (ratio {act.ratio:.2f}, CI "
         f"[{act.ratio_ci[0]:.2f}, {act.ratio_ci[1]:.2f}], margin {ratio_min}); rare-target loss: head "
         f"{loss.max_head:.2f}%, layer {loss.layers.max():.2f}%; rare/common head-effect r = {loss.corr:.2f} "
-        f"(CI [{loss.corr_ci[0]:.2f}, {loss.corr_ci[1]:.2f}]); layers {layers}; paper: {CLAIMS['C7'].paper}",
+        f"(CI [{loss.corr_ci[0]:.2f}, {loss.corr_ci[1]:.2f}], at least {settings['c7_min_correlation']}); layers {layers}; paper: {CLAIMS['C7'].paper}",
     )
     return record

@@ -144,10 +144,12 @@ def _fmt(ci: tuple[float, float]) -> str:
 
 # -- C1 -----------------------------------------------------------------------------------------
 @claim(
-    "C1", "rare_three_regimes", scope="subject", rule_version=2,
+    "C1", "rare_three_regimes", scope="subject", rule_version=3,
     statement="Rare-token influence has three regimes: a specialist plateau, a power law, a rapid decay.",
     rule="supported when the plateau's flatness (1 − slope₁/slope₂) exceeds its null curves (empirical p < alpha "
-         "over the read→write-permuted curves and step 0) and 3 segments beat 2 by ΔBIC > delta_bic_min; "
+         "over the read→write-permuted curves and step 0), the first segment is flatter than the second (plateau "
+         "score slope₁ − slope₂ > 0; a steeper top is no plateau however steep its null) and 3 segments beat 2 "
+         "by ΔBIC > delta_bic_min; "
          "contradicted when the 1 − 2α bootstrap CI of (flatness − null median) lies below c1_min_excess; else "
          "inconclusive.",
     effect="plateau flatness above the null median ≥ c1_min_excess (dimensionless)",
@@ -191,7 +193,8 @@ def rare_three_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
                                smallest_effect=settings["c1_min_excess"], paper=CLAIMS["C1"].paper,
                                scale_note=_SCORE_SCALE, units="flatness")
     record.decide(
-        {"above_null": p < alpha, "three_beat_two": fit.delta_bic_3v2 > settings["delta_bic_min"]},
+        {"above_null": p < alpha, "segment_1_flatter": fit.plateau_score > 0,
+         "three_beat_two": fit.delta_bic_3v2 > settings["delta_bic_min"]},
         {"excess_below_smallest_effect": ci[1] < settings["c1_min_excess"]},
         f"{source.label}: plateau flatness {fit.flatness:.3g} vs null median {null.median:.3g} (p = {p:.3g}; "
         f"excess {excess:.3g}, {level:.0%} CI {_fmt(ci)}; smallest effect {settings['c1_min_excess']}; slope "
@@ -204,12 +207,14 @@ def rare_three_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
 
 # -- C2 -----------------------------------------------------------------------------------------
 @claim(
-    "C2", "common_two_regimes", scope="subject", rule_version=2,
+    "C2", "common_two_regimes", scope="subject", rule_version=3,
     statement="Common-token influence has only a power law and a decay: no plateau.",
     rule="on common-target positions subsampled to the rare count: supported when the 1 − 2α CI of the common "
          "curve's flatness above its own null lies inside ±c2_margin and the CI of (rare − common) excess lies "
-         "above 0; contradicted when the common score is significantly above its null (p < alpha) and not "
-         "equivalent, or the (rare − common) CI lies below 0; else inconclusive.",
+         "above 0; contradicted when the common "
+         "score is significantly above its null (p < alpha: flatness is bounded by 1, so a flat common plateau "
+         "over a flat-topped null can sit inside the margin), or the (rare − common) CI lies below 0; else "
+         "inconclusive.",
     effect="|common flatness − null median| < c2_margin (equivalence), rare − common > 0",
     paper="whole-curve exponent 0.91–1.09 for common tokens (code)",
     settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "c2_margin", *_NULL_SETTINGS),
@@ -263,7 +268,7 @@ def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
                                scale_note="equivalence margin ±c2_margin; " + _SCORE_SCALE, units="flatness")
     record.decide(
         {"common_equivalent_to_null": equivalent, "rare_exceeds_common": ci_diff[0] > 0},
-        {"common_plateau": p < alpha and not equivalent, "common_exceeds_rare": ci_diff[1] < 0},
+        {"common_plateau": p < alpha, "common_exceeds_rare": ci_diff[1] < 0},
         f"{source.label}: common-target flatness above its null {excess:.3g} ({level:.0%} CI {_fmt(ci)}, margin "
         f"±{margin}, p = {p:.3g}); rare − common {diff:.3g} (CI {_fmt(ci_diff)}); paper: {CLAIMS['C2'].paper}",
     )

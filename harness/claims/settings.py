@@ -176,6 +176,9 @@ SETTINGS: dict[str, Setting] = {
                   "below this % (paper: single heads ≈ 7–8%)"),
         _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
                   "has a CI lower bound above this ratio (paper: 42–45% vs 7–8%, a ratio near 5)"),
+        _fraction("c7_min_correlation", 0.8, "C7: the heads serve rare and common targets alike when the "
+                  "correlation of their rare- and common-target loss effects is at least this (claims.md; paper "
+                  "≈ 0.89) with a CI lower bound above 0"),
         # -- C8 -------------------------------------------------------------------------------
         _fraction("hill_k_fraction", 0.1, "C8, C9: Hill estimator tail k = max(1, ⌊fraction · n⌋)"),
         _positive("c8_min_z", 1.0, "C8: smallest effect of interest, specialists' Hill α below matched groups "
