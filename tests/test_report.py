@@ -546,6 +546,23 @@ def test_compare_text_lists_verdicts_then_moved_statistics(run, run_b) -> None:
     assert "Verdict changes: none" in same and "Moved beyond their CIs: none" in same
 
 
+def test_compare_lists_rule_version_changes_and_does_not_count_them_unchanged(run, tmp_path: Path) -> None:
+    """A run whose C1 records were decided by a newer rule: the text and the page list the claim with both
+    versions right after the verdicts, and those records no longer count as unchanged."""
+    run_dir, records, _ = run
+    bumped = [replace(r, rule_version=r.rule_version + 1) if r.claim_id == "C1" else r for r in records]
+    out = tmp_path / "run-c"
+    write_run(out, bumped, _metadata())
+    n_c1 = sum(r.claim_id == "C1" for r in records)
+    version = next(r.rule_version for r in records if r.claim_id == "C1")
+    text = compare(run_dir, out)
+    assert text.index("Verdict changes: none") < text.index("Rule version changes (1):") < text.index("Moved beyond")
+    assert f"  C1: v{version} -> v{version + 1} ({n_c1} records)" in text
+    assert f"Unchanged: {len(records) - n_c1} of {len(records)}" in text
+    html = write_compare(run_dir, out).read_text()
+    assert "Rule version changes (1)" in html and f"<td>v{version + 1}</td>" in html
+
+
 def test_compare_page_and_cli(run, run_b, capsys) -> None:
     from harness.cli import main
 

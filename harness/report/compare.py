@@ -1,5 +1,5 @@
-"""What changed between two runs: verdicts first, then statistics that moved beyond their CIs, then
-every other difference (statistics, CIs, p-values, sample sizes) and the metadata.
+"""What changed between two runs: verdicts first, then the claims whose decision rule changed (rule
+version), then statistics that moved beyond their CIs, then every other difference (statistics, CIs, p-values, sample sizes) and the metadata.
 
 ``comparison(a, b)`` computes it once (``Comparison``); ``compare`` writes it as text (the CLI
 prints it) and ``harness.report.compare_html`` as a page. Records pair by claim and subject.
@@ -62,6 +62,7 @@ class Comparison:
     b: dict[tuple[str, str], ClaimRecord]
     metadata: list[tuple[str, Any, Any]] = field(default_factory=list)
     verdicts: list[tuple[str, str]] = field(default_factory=list)
+    rules: list[tuple[str, str]] = field(default_factory=list)
     only_a: list[tuple[str, str]] = field(default_factory=list)
     only_b: list[tuple[str, str]] = field(default_factory=list)
     moved: list[Moved] = field(default_factory=list)
@@ -159,14 +160,24 @@ def comparison(run_a: str | os.PathLike, run_b: str | os.PathLike) -> Comparison
     c.metadata = _metadata_changes(meta_a, meta_b)
     both = sorted(c.both, key=_key)
     c.verdicts = [k for k in both if c.a[k].verdict != c.b[k].verdict]
+    c.rules = [k for k in both if c.a[k].rule_version != c.b[k].rule_version]
     c.only_a = sorted((k for k in c.a if k not in c.b), key=_key)
     c.only_b = sorted((k for k in c.b if k not in c.a), key=_key)
     for k in both:
         moved, changes = moved_statistics(c.a[k], c.b[k]), field_changes(c.a[k], c.b[k])
         c.moved += moved
         c.changes += changes
-        c.unchanged += not (changes or moved or k in c.verdicts)
+        c.unchanged += not (changes or moved or k in c.verdicts or k in c.rules)
     return c
+
+
+def rule_changes(c: Comparison) -> list[tuple[str, int, int, int]]:
+    """(claim, version in A, version in B, records) for every claim whose rule version differs between the runs."""
+    counts: dict[tuple[str, int, int], int] = {}
+    for claim_id, subject in c.rules:
+        key = (claim_id, c.a[(claim_id, subject)].rule_version, c.b[(claim_id, subject)].rule_version)
+        counts[key] = counts.get(key, 0) + 1
+    return [(cid, va, vb, n) for (cid, va, vb), n in sorted(counts.items(), key=lambda kv: claim_order(kv[0][0]))]
 
 
 def rule_versions(c: Comparison, key: tuple[str, str]) -> str:
@@ -183,6 +194,7 @@ def compare(run_a: str | os.PathLike, run_b: str | os.PathLike) -> str:
     sections = [
         ("Verdict changes", [f"  {a}[{s}]: {c.a[(a, s)].verdict} -> {c.b[(a, s)].verdict} "
                              f"(rule {rule_versions(c, (a, s))})" for a, s in c.verdicts]),
+        ("Rule version changes", [f"  {cid}: v{va} -> v{vb} ({n} records)" for cid, va, vb, n in rule_changes(c)]),
         ("Moved beyond their CIs", [f"  {m.claim_id}[{m.subject}] {m.name}: {fmt(m.a)} {show(m.ci_a)} -> "
                                     f"{fmt(m.b)} {show(m.ci_b)} (Δ {delta(m.a, m.b)})" for m in c.moved]),
         ("Only in A", [f"  {a}[{s}]: {c.a[(a, s)].verdict}" for a, s in c.only_a]),

@@ -15,7 +15,7 @@ from typing import Sequence
 from harness.records import ClaimRecord
 from harness.report.blocks import Block, Details, Heading, Headlines, Image, Nav, Paragraph, Table, fmt
 from harness.report.claim_figures import planned_figures
-from harness.report.compare import Comparison, comparison, delta, rule_versions, show
+from harness.report.compare import Comparison, comparison, delta, rule_changes, rule_versions, show
 from harness.report.headline import headline_row
 from harness.report.html import to_html
 from harness.report.rundir import FIGURES_DIR, write_text
@@ -64,14 +64,20 @@ def comparison_blocks(c: Comparison) -> list[Block]:
     others = tuple((x.claim_id, x.subject, f"{x.field}.{x.key}", show(x.a), show(x.b), delta(x.a, x.b))
                    for x in c.changes)
     metadata = tuple((k, show(va), show(vb)) for k, va, vb in c.metadata)
-    summary = (f"{len(c.verdicts)} verdict changes, {len(c.moved)} statistics moved beyond their CIs, "
+    rules = tuple((cid, f"v{va}", f"v{vb}", str(n)) for cid, va, vb, n in rule_changes(c))
+    summary = (f"{len(c.verdicts)} verdict changes, {len(rules)} claims with another rule version, "
+               f"{len(c.moved)} statistics moved beyond their CIs, "
                f"{len(c.only_a)} records only in A, {len(c.only_b)} only in B; {c.unchanged} of {len(c.both)} "
                f"records present in both runs unchanged.")
     blocks: list[Block] = [
         Heading(f"Comparison: {c.run_a.name} → {c.run_b.name}", 1),
         _run_line("A", c.run_a, c, "a"), _run_line("B", c.run_b, c, "b"), Paragraph(summary, label="Summary:"),
-        Nav((("Verdict changes", "verdicts"), ("Moved beyond CIs", "moved"), ("One run only", "only"))),
+        Nav((("Verdict changes", "verdicts"), ("Rule versions", "rules"), ("Moved beyond CIs", "moved"),
+             ("One run only", "only"))),
         *_verdict_blocks(c),
+        Heading(f"Rule version changes ({len(rules)})", 2, "rules"),
+        Table(("Claim", "A", "B", "Records"), rules) if rules
+        else Paragraph("Every record was decided by the same rule version in both runs."),
         Heading(f"Statistics that moved beyond their CIs ({len(moved)})", 2, "moved"),
         Table(("Claim", "Subject", "Quantity", "A [CI]", "B [CI]", "Δ (B − A)"), moved) if moved
         else Paragraph("No statistic lies outside the other run's CI."),
