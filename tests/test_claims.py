@@ -217,3 +217,23 @@ def test_a_common_plateau_above_its_null_is_not_called_equivalent():
     record = CLAIMS["C2"].evaluate(SyntheticInfluence(world, 5_000_006), CALIBRATION)
     assert record.p_values["common_excess"] < 0.05 and record.statistics["common_flatness"] > 0.99
     assert record.verdict == "contradicted"
+
+
+def test_a_plateau_present_from_the_start_does_not_emerge():
+    """Review bug (C4 v3): each checkpoint is standardised by its own null, so a plateau present and constant
+    from step 0 read as emerging when only the null drifted (the other neurons' direction spread shrinking
+    1.0 → 0.25: 27% supported). C4 v4 (and C9 v4, alike) also asks that C1 is not supported at the first
+    checkpoint: the late − early change still rises here, but the plateau is there at the start."""
+    from dataclasses import replace
+
+    from harness.calibration.influence import noise_path
+
+    seed, steps = 5_000_001, [0, 1, 2, 4, 8, 16, 32, 64, 128]
+    worlds = [replace(InfluenceWorld(plateau_k=17, plateau_height=0.5), direction_spread=s)
+              for s in np.linspace(1.0, 0.25, len(steps))]
+    noise = noise_path(worlds[0], len(steps), "ar1", 0.8, np.random.default_rng(seed + 104729))
+    first = SyntheticInfluence(worlds[0], seed, label="constant")
+    run = [first.with_noise(noise[i], step, worlds[i]) for i, step in enumerate(steps)]
+    record = CLAIMS["C4"].evaluate(Trajectory("constant@*", [run]), CALIBRATION)
+    assert record.supported_checks["late_above_early"] and record.supported_checks["C1_supported_at_the_end"]
+    assert record.supported_checks["C1_absent_at_the_start"] is False and record.verdict != "supported"

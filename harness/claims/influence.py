@@ -376,13 +376,13 @@ def standardised_plateau(source: Evidence, settings: dict[str, Any]) -> tuple[fl
 
 
 @claim(
-    "C4", "plateau_emerges", scope="trajectory", rule_version=3,
+    "C4", "plateau_emerges", scope="trajectory", rule_version=4,
     statement="Plateau neurons emerge progressively during training.",
     rule="the plateau flatness at each checkpoint is standardised against that checkpoint's own null curves; "
          "supported when the 1 − 2α CI of the late − early change (last vs first trend_fraction of the "
          "checkpoints; CI from a bootstrap resampling sequences jointly across checkpoints widened by each "
-         "checkpoint's null variance, or Student's t over training seeds) lies above 0 and C1 is supported at "
-         "the last checkpoint; contradicted when the CI lies below c4_min_change or C1 is contradicted at the "
+         "checkpoint's null variance, or Student's t over training seeds) lies above 0, C1 is not supported at "
+         "the first checkpoint (emergence: absent at the start) and C1 is supported at the last; contradicted when the CI lies below c4_min_change or C1 is contradicted at the "
          "last checkpoint; inconclusive with fewer than min_checkpoints distinct fitted checkpoints.",
     effect="late − early change of the standardised plateau flatness ≥ c4_min_change (null SDs)",
     paper="emergence from a homogeneous initial state (abstract)",
@@ -396,13 +396,16 @@ def plateau_emerges(trajectory: Trajectory, settings: dict[str, Any]) -> ClaimRe
 
 
 def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str, Any], per_checkpoint,
-                 effect_setting: str, what: str, paper: str, at_the_end: str) -> ClaimRecord:
+                 effect_setting: str, what: str, paper: str, per_model: str) -> ClaimRecord:
     """Fill a C4/C9 record: per-checkpoint standardised values, the late − early change and the verdict.
 
     ``per_checkpoint(source, settings) -> (z, boot_z [n_bootstrap])``; checkpoints whose value
-    is not finite are dropped (named in the record). ``at_the_end``: the claim over one model that must
-    hold at the last checkpoint of every seed for the trend to mean emergence (C1 for C4, C8 for C9);
-    its contradiction there contradicts the trend.
+    is not finite are dropped (named in the record). ``per_model``: the claim over one model (C1 for C4,
+    C8 for C9) that must not be supported at the first checkpoint of any seed and must be supported at the
+    last of every seed for the trend to mean that the property arose in training; its contradiction at the
+    last contradicts the trend. (Without the first condition a property present from the start, with a
+    null that drifts or a standardised value that wanders, read as growth: an independent review found
+    C4 supported 12–62% and C9 14% on such trajectories.)
     """
     level = ci_level(settings)
     z, boot, steps, dropped = [], [], [], {}
@@ -431,9 +434,12 @@ def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str
         return record
     change = late_early_change(z, boot if len(z) == 1 else None, steps, settings["trend_fraction"], level,
                                null_variance=1.0)
-    finals = [run[-1] for run in trajectory.seeds if run]
-    end = [CLAIMS[at_the_end].evaluate(source, settings).verdict for source in finals]
-    record.details[f"{at_the_end}_at_the_end"] = dict(zip((s.label for s in finals), end))
+    ends = {which: [run[i] for run in trajectory.seeds if run] for which, i in (("start", 0), ("end", -1))}
+    verdicts = {which: [CLAIMS[per_model].evaluate(source, settings).verdict for source in sources]
+                for which, sources in ends.items()}
+    for which, sources in ends.items():
+        record.details[f"{per_model}_at_the_{which}"] = dict(zip((s.label for s in sources), verdicts[which]))
+    start, end = verdicts["start"], verdicts["end"]
     first = z[0]
     per_ckpt_ci = np.array([percentile_ci(boot[0][:, t], level) for t in range(first.size)]) if len(z) == 1 \
         else np.full((first.size, 2), np.nan)
@@ -458,9 +464,10 @@ def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str
                                           "spread were every checkpoint an independent draw of its null; the papers "
                                           "give no number", units="null SDs")
     record.decide(
-        {"late_above_early": change.ci[0] > 0, f"{at_the_end}_supported_at_the_end": all(v == "supported" for v in end)},
+        {"late_above_early": change.ci[0] > 0, f"{per_model}_absent_at_the_start": "supported" not in start,
+         f"{per_model}_supported_at_the_end": all(v == "supported" for v in end)},
         {"change_below_smallest_effect": change.ci[1] < minimum,
-         f"{at_the_end}_contradicted_at_the_end": any(v == "contradicted" for v in end)},
+         f"{per_model}_contradicted_at_the_end": any(v == "contradicted" for v in end)},
         f"{trajectory.label}: {what} changes by {change.change:.2f} null SDs from the first {len(change.early)} to "
         f"the last {len(change.late)} of {first.size} checkpoints ({level:.0%} CI {_fmt(change.ci)}, "
         f"{change.unit}; smallest effect {minimum}); Spearman ρ {change.spearman:.2f} (description only); "

@@ -139,13 +139,14 @@ def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple
 
 
 @claim(
-    "C9", "tails_grow_in_training", scope="trajectory", rule_version=3,
+    "C9", "tails_grow_in_training", scope="trajectory", rule_version=4,
     statement="The spectral separation between specialists and comparable neurons grows through training.",
     rule="at each checkpoint the top-K specialists (K fixed along the trajectory) are compared with matched "
          "groups and their Hill-tail effect standardised (mean over matrices, null SDs); supported when the "
          "1 − 2α CI of the late − early change (bootstrap resampling the selection sequences jointly across "
-         "checkpoints widened by the null variance, or t over training seeds) lies above 0 and C8 is supported "
-         "at the last checkpoint; contradicted when the CI lies below c9_min_change or C8 is contradicted there; "
+         "checkpoints widened by the null variance, or t over training seeds) lies above 0, C8 is not "
+         "supported at the first checkpoint (the separation arose in training) and C8 is supported at the last; "
+         "contradicted when the CI lies below c9_min_change or C8 is contradicted at the last; "
          "inconclusive with fewer than min_checkpoints distinct checkpoints.",
     effect="late − early change of the standardised separation ≥ c9_min_change (null SDs)",
     paper="\"grows throughout training\" (abstract)",
