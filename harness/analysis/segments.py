@@ -115,8 +115,9 @@ def _local_grid(centres: np.ndarray, half_widths: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Suffixes:
-    """Sums over the suffixes x_k, …, x_{n−1} of ascending positions x ``[n]``, for k = 0 … n (k = n: empty),
-    each ``[n + 1]``: ``start`` x_k (x_{n−1} for k = n), ``m0`` n − k, ``d1`` Σ (x_i − x_k), ``d2`` Σ (x_i − x_k)²."""
+    """Sums over the suffixes x_k, …, x_{n−1} of ascending positions x ``[n]``, for k = 0 … n (k = n:
+    empty), each ``[n + 1]``: ``start`` x_k (x_{n−1} for k = n), ``m0`` n − k, ``d1`` Σ (x_i − x_k),
+    ``d2`` Σ (x_i − x_k)²."""
 
     start: np.ndarray
     m0: np.ndarray
@@ -130,12 +131,12 @@ class _Suffixes:
         lengths = members * (x[None, :] - start[:, None])
         return cls(start, members.sum(1), lengths.sum(1), (lengths * lengths).sum(1))
 
-    def of(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def of(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A curve's suffix sums ``[G, n + 1]`` for ``y`` ``[G, n]``: Σ_{i≥k} y_i and Σ_{i≥k} (x_i − x_k)·y_i,
         by reversed cumulative sums (O(G·n))."""
         zero = np.zeros(y.shape[:-1] + (1,))
         plain = np.concatenate([np.cumsum(y[..., ::-1], axis=-1)[..., ::-1], zero], -1)
-        moment = np.concatenate([np.cumsum((y * x)[..., ::-1], axis=-1)[..., ::-1], zero], -1)
+        moment = np.concatenate([np.cumsum((y * self.start[:-1])[..., ::-1], axis=-1)[..., ::-1], zero], -1)
         return plain, moment - self.start * plain
 
 
@@ -223,7 +224,7 @@ class SegmentGrid:
         ks = np.searchsorted(x, best)
         lo, hi = x[np.maximum(ks - 1, 0)], x[np.minimum(ks + 1, x.size - 1)]
         centres, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        sums = self._suffixes.of(x, y_perp)
+        sums = self._suffixes.of(y_perp)
         for _ in range(REFINE_LEVELS):
             candidates = np.concatenate([best[:, None, :], _local_grid(centres, half)], axis=1)
             valid = _valid(x, candidates, self.min_points)

@@ -30,8 +30,8 @@ Effect sizes, per claim (what "the papers' effect" means here):
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance.
 - C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
-  vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls: one routing head at 25%; distributed heads whose rare- and common-target effects are
-  unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%).
+  vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls:
+  one routing head at 25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024.

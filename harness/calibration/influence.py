@@ -98,7 +98,8 @@ def _magnitudes(world: InfluenceWorld, rng: np.random.Generator) -> tuple[np.nda
 
 
 def _directions(n: int, spread: float, k: int, height: float, strength: float, base: np.ndarray,
-                rng: np.random.Generator, correlation: float = 0.0, slope: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                rng: np.random.Generator, correlation: float = 0.0,
+                slope: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Direction relevances, with ``k`` planted neurons (returned) moved, by ``strength`` in [0, 1]
     (geometrically), from their own random relevance to a flat top ``height`` (ln) above the highest
     unplanted product ``base · d``."""

@@ -48,8 +48,8 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
          "sequences, paired bootstrap): supported when the largest single head's effect on the specialists' "
          "activations has a 1 − 2α CI upper bound below c7_head_margin_pct, the largest layer's effect over it "
          "(ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
-         "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound exceeds c7_head_margin_pct "
-         "(a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
+         "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound "
+         "exceeds c7_head_margin_pct (a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
     paper="single head ≈ 7–8%, full layer ≈ 42–45% (abstract); rare/common correlation ≈ 0.89 (P2)",
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
@@ -89,6 +89,7 @@ def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
         f"margin {margin}%), the largest whole layer by {act.layers.max():.2f}% (ratio {act.ratio:.2f}, CI "
         f"[{act.ratio_ci[0]:.2f}, {act.ratio_ci[1]:.2f}], margin {ratio_min}); rare-target loss: head "
         f"{loss.max_head:.2f}%, layer {loss.layers.max():.2f}%; rare/common head-effect r = {loss.corr:.2f} "
-        f"(CI [{loss.corr_ci[0]:.2f}, {loss.corr_ci[1]:.2f}], at least {settings['c7_min_correlation']}); layers {layers}; paper: {CLAIMS['C7'].paper}",
+        f"(CI [{loss.corr_ci[0]:.2f}, {loss.corr_ci[1]:.2f}], at least {settings['c7_min_correlation']}); "
+        f"layers {layers}; paper: {CLAIMS['C7'].paper}",
     )
     return record

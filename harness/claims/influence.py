@@ -382,8 +382,8 @@ def standardised_plateau(source: Evidence, settings: dict[str, Any]) -> tuple[fl
          "supported when the 1 − 2α CI of the late − early change (last vs first trend_fraction of the "
          "checkpoints; CI from a bootstrap resampling sequences jointly across checkpoints widened by each "
          "checkpoint's null variance, or Student's t over training seeds) lies above 0, C1 is not supported at "
-         "the first checkpoint (emergence: absent at the start) and C1 is supported at the last; contradicted when the CI lies below c4_min_change or C1 is contradicted at the "
-         "last checkpoint; inconclusive with fewer than min_checkpoints distinct fitted checkpoints.",
+         "the first checkpoint (emergence: absent at the start) and C1 is supported at the last; contradicted "
+         "when the CI lies below c4_min_change or C1 is contradicted at the last checkpoint; inconclusive with fewer than min_checkpoints distinct fitted checkpoints.",
     effect="late − early change of the standardised plateau flatness ≥ c4_min_change (null SDs)",
     paper="emergence from a homogeneous initial state (abstract)",
     settings=("alpha", "seed", "n_bootstrap", "min_segment_points", "trend_fraction", "c4_min_change",
@@ -434,10 +434,10 @@ def trend_record(record: ClaimRecord, trajectory: Trajectory, settings: dict[str
         return record
     change = late_early_change(z, boot if len(z) == 1 else None, steps, settings["trend_fraction"], level,
                                null_variance=1.0)
-    ends = {which: [run[i] for run in trajectory.seeds if run] for which, i in (("start", 0), ("end", -1))}
-    verdicts = {which: [CLAIMS[per_model].evaluate(source, settings).verdict for source in sources]
-                for which, sources in ends.items()}
-    for which, sources in ends.items():
+    verdicts = {}
+    for which, i in (("start", 0), ("end", -1)):
+        sources = [run[i] for run in trajectory.seeds if run]
+        verdicts[which] = [CLAIMS[per_model].evaluate(source, settings).verdict for source in sources]
         record.details[f"{per_model}_at_the_{which}"] = dict(zip((s.label for s in sources), verdicts[which]))
     start, end = verdicts["start"], verdicts["end"]
     first = z[0]

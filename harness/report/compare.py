@@ -1,5 +1,6 @@
 """What changed between two runs: verdicts first, then the claims whose decision rule changed (rule
-version), then statistics that moved beyond their CIs, then every other difference (statistics, CIs, p-values, sample sizes) and the metadata.
+version), then statistics that moved beyond their CIs, then every other difference (statistics, CIs,
+p-values, sample sizes) and the metadata.
 
 ``comparison(a, b)`` computes it once (``Comparison``); ``compare`` writes it as text (the CLI
 prints it) and ``harness.report.compare_html`` as a page. Records pair by claim and subject.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,10 +175,7 @@ def comparison(run_a: str | os.PathLike, run_b: str | os.PathLike) -> Comparison
 
 def rule_changes(c: Comparison) -> list[tuple[str, int, int, int]]:
     """(claim, version in A, version in B, records) for every claim whose rule version differs between the runs."""
-    counts: dict[tuple[str, int, int], int] = {}
-    for claim_id, subject in c.rules:
-        key = (claim_id, c.a[(claim_id, subject)].rule_version, c.b[(claim_id, subject)].rule_version)
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter((k[0], c.a[k].rule_version, c.b[k].rule_version) for k in c.rules)
     return [(cid, va, vb, n) for (cid, va, vb), n in sorted(counts.items(), key=lambda kv: claim_order(kv[0][0]))]
 
 
