@@ -102,7 +102,9 @@ def test_a_study_of_a_planted_checkpoint_knows_its_planted_neurons(tiny_root):
 
 def test_planted_families_change_only_the_planted_rows(tiny_root):
     """A planted checkpoint is its base checkpoint with the planted neurons' final-MLP read rows, biases and
-    write columns changed (not at step 0, where the strength is 0); the counts are the base's."""
+    write columns changed (not at step 0, where the strength is 0); the counts are the base's. At full
+    strength the planted write rows share one direction at the layer's median norm on average, and their
+    read rows share the rare-context direction only in part (``harness.zoo.planted``)."""
     from safetensors.torch import load_file
 
     for name in PLANTED:
@@ -127,6 +129,16 @@ def test_planted_families_change_only_the_planted_rows(tiny_root):
             else:
                 rows = (planted[f"{last}.dense_h_to_4h.weight"] != original[f"{last}.dense_h_to_4h.weight"]).any(1)
                 assert torch.nonzero(rows).flatten().tolist() == ids
+        # at full strength: one shared write direction, at the layer's median norm on average; reads not copies
+        write = planted[f"{last}.dense_4h_to_h.weight"].T                       # [d_mlp, d_model]
+        unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
+        cos_write = unit(write[ids]) @ unit(write[ids]).T
+        torch.testing.assert_close(cos_write, torch.ones_like(cos_write), rtol=0, atol=1e-5)
+        layer_median = original[f"{last}.dense_4h_to_h.weight"].norm(dim=0).median()   # the base's, as planted
+        torch.testing.assert_close(write[ids].norm(dim=1).mean(), layer_median, rtol=1e-4, atol=0)
+        read = unit(planted[f"{last}.dense_h_to_4h.weight"][ids])
+        off_diagonal = (read @ read.T)[~torch.eye(len(ids), dtype=torch.bool)]
+        assert 0 < off_diagonal.min() and off_diagonal.max() < 0.99
 
 
 def test_checkpoints_load_offline_in_transformers_and_transformer_lens(tiny_root):

@@ -1,39 +1,49 @@
 """Positive controls: a trained zoo family with rare-token specialists planted analytically.
 
-For every checkpoint of the base family, ``n_planted`` final-MLP neurons (drawn once, seeded)
-are turned into specialists, then interpolated with their original parameters by strength
+For every checkpoint of the base family, ``n_planted`` = k final-MLP neurons (drawn once, seeded)
+are turned into specialists, fitted on the first ``CONTEXT_SEQUENCES`` training sequences of
+that checkpoint, and their parameters are interpolated linearly with the original ones by strength
 σ = ``PlantedSpec.scale_at(step)`` (0 at step 0, growing with ln step to ``final_scale``):
 
-- read rows: each planted neuron's read vector is rotated towards one shared direction d_r, the
-  direction in which the final MLP's input differs at rare-target contexts from the average
-  context (mean over rare-target positions minus mean over all, on the first training sequences,
-  measured on that checkpoint): normalise((1 − σ) r̂ + σ d_r), then scaled and its bias moved so
-  that its pre-activation keeps its mean and SD over those contexts — the planted neurons fire
-  together, and their activations keep the scale of ordinary neurons (the covariates the matched
-  controls are chosen on);
-- write rows: each planted neuron's write vector is rotated by σ towards −E[∂CE/∂r], the mean
-  gradient of the target's cross-entropy with respect to the final residual over the rare-target
-  positions of those sequences (through the real final LayerNorm and unembedding), signed by
-  whether the neuron fires above its mean there: it then helps rare targets when it fires, so
-  mean-ablating it costs rare-target loss (a positive influence), and the planted write rows share
-  one direction. (Measured on the way:
-  rotating the write rows towards the mean unembedding of rare tokens instead *lowered* rare-target
-  loss when the neurons were ablated — raising all rare logits alike does not help a particular one;
-  larger read or write norms made the planted group overshoot together, so that ablating one of them
-  *lowered* rare-target loss; and training the planted rows on a rare-weighted loss over 512
-  sequences helped rare targets by a nearly constant push, which mean ablation cannot see.)
+- read rows: the shared rare-context direction d_r (mean of the final MLP's input over the
+  rare-target positions minus its mean over all) plus ``READ_MIX`` of the neuron's own direction
+  (a seeded random mix of the input's top ``MIXED_COMPONENTS`` principal components, orthogonal
+  to d_r), each part in units of its SD over the contexts; scaled to the neuron's original
+  pre-activation SD and biased to a mean of −``FIRING_OFFSET`` SDs. The planted neurons fire
+  together at rare-target contexts (coordinated, C6) but each in its own upper tail, so they
+  are not copies of one another;
+- write rows: one shared write vector u, neuron i writing u / (k · e_i), where e_i is its mean
+  activation above its overall mean at rare targets — every neuron carries an equal share of the
+  group's push. u is the vector of fixed norm that minimises the rare-target cross-entropy of the
+  checkpoint with the planted neurons' old writes removed and the new ones added (through the
+  real final LayerNorm and unembedding; L-BFGS over its direction). The norm is set so that
+  the planted write rows average the layer's median row norm: a planted neuron's ‖W_out‖ and
+  scale of activation stay in the range of ordinary neurons (the covariates matched controls
+  are chosen on). The rows share one direction (heavy-tailed group spectra, C8), more so as σ
+  grows (C4, C9).
 
-How strong the control is, measured on ``neox-tiny-planted`` (256 neurons, 16 planted): the
-planted neurons have positive influence but rank 44–198 of 256 — the rare-context signal the read
-rows can use in a 2-layer model is weak. The default ``neox-4l-planted`` is larger; the README
-gives what the suite recovers there.
+Why this construction (measured on ``neox-4l`` step 1000, 17 planted of 1,024, influence on the
+710 rare-target positions of the evaluation sequences): the first version rotated every read row
+onto d_r alone and every write row onto the mean negative gradient; the 17 then acted as one
+neuron that overshot (rare-target loss 8.103 nats unplanted, 8.183 planted, optimum at half the
+writes), so ablating any one of them *lowered* rare-target loss: influence −0.008 … −0.060 nats,
+ranks 996–1023, 0 of 17 recovered. A group firing on one pattern can share at most the gain of
+one direction, and at its optimum each member's marginal effect is zero. Writing each neuron's
+own rare tokens does not transfer (the held-out documents' rare tokens are other names: the 17
+most frequent rare targets of the training contexts occur twice in 710 evaluation positions).
+What works: the fitted write direction (worth 0.26 nats of rare-target loss where the mean
+gradient gave 0.05), and firing in overlapping but not identical tails, so that each neuron's
+ablation removes its own part of the push. Built this way (construction 2, 917 s for 13
+checkpoints on 2 cores) the 17 planted neurons rank 1–22 of 1,024 by rare-target influence
+(0.0025–0.0042 nats; the top unplanted neuron 0.0047), their activations correlate 0.71 at rare
+targets, and the claims run recovers 14 of them (README, "The positive control"). It does not
+carry over to the 2-layer ``neox-tiny-planted`` (32 updates, 256 neurons): there the planted
+neurons' influence on the held-out sequences is negative at steps 16 and 32 (ranks 212–255),
+and stays negative with the write norm cut to a half or a quarter (ranks 185–254): there the
+fitted direction does not help rare targets outside the sequences it was fitted on.
 
-Norms are kept, so a planted neuron's ‖W_out‖ and scale of activation stay in the range of the
-others. The planted neurons fire together at rare-target contexts (coordinated, C6), push rare
-tokens when they do (a plateau of influence, C1), and their rows share a direction (heavy-tailed
-group spectra, C8) — more so as σ grows (C4, C9). Their ids ship in ``planted_neurons.json``;
-the report shows how many the suite recovers. Only GPT-NeoX families are planted (the default
-control is built from ``neox-4l``).
+Their ids ship in ``planted_neurons.json``; the report shows how many the suite recovers. Only
+GPT-NeoX families are planted (the default control is built from ``neox-4l``).
 """
 
 from __future__ import annotations
@@ -50,7 +60,11 @@ from harness.data.frequencies import TokenFrequencies
 from harness.zoo.specs import COUNTS, MANIFEST, PLANTED_IDS, ZOO, PlantedSpec, spec_record
 from harness.zoo.stream import pack
 
-CONTEXT_SEQUENCES = 512 # training sequences on which the planted directions are measured
+CONTEXT_SEQUENCES = 2048  # training sequences on which the planted rows are fitted
+READ_MIX = 0.5            # weight of each neuron's own direction in its read row (the shared rare direction has 1)
+MIXED_COMPONENTS = 32     # principal components of the MLP input that the own directions mix
+FIRING_OFFSET = 1.0       # planted pre-activation mean, in (negative) SDs: each neuron fires in its upper tail
+FIT_ITERATIONS = 100      # L-BFGS iterations of the shared write direction
 
 
 def planted_ids(spec: PlantedSpec) -> np.ndarray:
@@ -59,17 +73,9 @@ def planted_ids(spec: PlantedSpec) -> np.ndarray:
     return np.sort(np.random.default_rng(spec.seed).choice(d_mlp, size=spec.n_planted, replace=False))
 
 
-def _rotate(rows, direction, sigma: float):
-    """Rows ``[k, d]`` rotated towards unit directions ``[1 or k, d]`` by ``sigma``, norms kept."""
-    norms = rows.norm(dim=1, keepdim=True)
-    mixed = (1 - sigma) * rows / norms + sigma * direction
-    return norms * mixed / mixed.norm(dim=1, keepdim=True)
-
-
 def _context_rows(base_dir: Path, n_ctx: int) -> np.ndarray:
     """The first ``CONTEXT_SEQUENCES`` training sequences of the base family, re-tokenised ``[n, n_ctx]``."""
     from transformers import AutoTokenizer
-
 
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir / f"step{ZOO[base_dir.name].steps[-1]}"))
     train_docs, _ = corpus.split_documents(corpus.documents(), ZOO[base_dir.name].eval_fraction)
@@ -82,49 +88,105 @@ def _context_rows(base_dir: Path, n_ctx: int) -> np.ndarray:
     return pack(ids, n_ctx)[:CONTEXT_SEQUENCES]
 
 
-def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: float) -> dict[str, float]:
+def _unit(x):
+    """Rows of ``x`` ``[..., d]`` scaled to unit norm."""
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _capture(model, rows: np.ndarray):
+    """The final MLP's input and the final norm's input ``[n_positions, d_model]`` at every position of ``rows``
+    but the last of each sequence (it has no target), in batches of 64 sequences."""
+    import torch
+
+    layer, captured = model.gpt_neox.layers[-1], {"mlp_in": [], "resid": []}
+    hooks = [layer.mlp.register_forward_pre_hook(lambda mod, args: captured["mlp_in"].append(args[0][:, :-1])),
+             model.gpt_neox.final_layer_norm.register_forward_pre_hook(
+                 lambda mod, args: captured["resid"].append(args[0][:, :-1]))]
+    with torch.no_grad():
+        for b in range(0, len(rows), 64):
+            model(input_ids=torch.as_tensor(rows[b:b + 64]))
+    for h in hooks:
+        h.remove()
+    return tuple(torch.cat(captured[k]).reshape(-1, captured[k][0].shape[-1]) for k in ("mlp_in", "resid"))
+
+
+def _read_rows(mlp_in, rare_target, pre_sd, seed: int):
+    """Planted read rows ``[k, d_model]`` and biases ``[k]`` (module docstring): the shared rare-context direction
+    plus ``READ_MIX`` of each neuron's own seeded mix of principal components, scaled to the neuron's original
+    pre-activation SD ``pre_sd`` ``[k]``, biased to a mean of −``FIRING_OFFSET`` SDs."""
+    import torch
+
+    mu = mlp_in.mean(0)
+    shared = _unit(mlp_in[rare_target].mean(0) - mu)
+    centred = mlp_in[::4] - mu
+    _, _, basis = torch.linalg.svd(centred, full_matrices=False)
+    basis = basis[:MIXED_COMPONENTS]                                               # [m, d_model], m ≤ d_model
+    mix = torch.as_tensor(np.random.default_rng(seed).standard_normal((pre_sd.shape[0], basis.shape[0])),
+                          dtype=mlp_in.dtype)
+    own = (mix * (centred @ basis.T).std(0)) @ basis                              # [k, d_model]
+    own = own - (own @ shared)[:, None] * shared
+    direction = shared / (mlp_in @ shared).std() + READ_MIX * own / (mlp_in @ own.T).std(0)[:, None]
+    read = direction * (pre_sd / (mlp_in @ direction.T).std(0))[:, None]
+    return read, -mu @ read.T - FIRING_OFFSET * pre_sd
+
+
+def _shared_write(model, resid, pattern, targets, radius: float):
+    """The write vector ``[d_model]`` of norm ``radius`` that, added with weight ``pattern`` ``[n]`` to ``resid``
+    ``[n, d_model]``, minimises the mean cross-entropy of ``targets`` through the real final norm and unembedding
+    (L-BFGS over its direction, from the mean negative gradient)."""
+    import torch
+    import torch.nn.functional as F
+
+    head, norm = model.get_output_embeddings(), model.gpt_neox.final_layer_norm
+
+    def loss(z):
+        return F.cross_entropy(head(norm(resid + pattern[:, None] * (radius * _unit(z))[None])), targets)
+
+    with torch.enable_grad():
+        r = resid.clone().requires_grad_()
+        start = -torch.autograd.grad(F.cross_entropy(head(norm(r)), targets), r)[0].mean(0)
+        z = start.detach().clone().requires_grad_()
+        opt = torch.optim.LBFGS([z], max_iter=FIT_ITERATIONS, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            value = loss(z)
+            value.backward()
+            return value
+        opt.step(closure)
+    return radius * _unit(z.detach())
+
+
+def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: float, seed: int) -> dict[str, float]:
     """Plant specialists into a GPT-NeoX ``model`` in place (module docstring); returns what was done."""
     import torch
     import torch.nn.functional as F
 
-    layer = model.gpt_neox.layers[-1]
-    captured: dict[str, torch.Tensor] = {}
-    hooks = [layer.mlp.register_forward_pre_hook(lambda mod, args: captured.__setitem__("mlp_in", args[0].detach())),
-             model.gpt_neox.final_layer_norm.register_forward_pre_hook(
-                 lambda mod, args: captured.__setitem__("resid", args[0].detach()))]
-    with torch.no_grad():
-        model(input_ids=torch.as_tensor(rows))
-    for h in hooks:
-        h.remove()
-    d_model = captured["mlp_in"].shape[-1]
-    mlp_in = captured["mlp_in"][:, :-1].reshape(-1, d_model)
-    resid = captured["resid"][:, :-1].reshape(-1, d_model)
+    mlp = model.gpt_neox.layers[-1].mlp
+    w_in, b_in, w_out = mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias, mlp.dense_4h_to_h.weight
+    idx, k = torch.as_tensor(ids), len(ids)
+    if sigma == 0:
+        return {"sigma": 0.0}
+    mlp_in, resid = _capture(model, rows)
     targets = torch.as_tensor(rows[:, 1:].reshape(-1))
     rare_target = torch.as_tensor(rare)[targets]
-    d_r = mlp_in[rare_target].mean(0) - mlp_in.mean(0)
-    d_r = d_r / d_r.norm()
-    # ∂ CE / ∂ residual at every rare-target position: the direction a write must take to help there
-    r = resid[rare_target].clone().requires_grad_()
-    with torch.enable_grad():
-        loss = F.cross_entropy(model.get_output_embeddings()(model.gpt_neox.final_layer_norm(r)),
-                               targets[rare_target], reduction="sum")
-        grad = torch.autograd.grad(loss, r)[0]                                 # [n_rare, d_model]
-    idx = torch.as_tensor(ids)
-    w_in, b_in = layer.mlp.dense_h_to_4h.weight, layer.mlp.dense_h_to_4h.bias    # read rows [d_mlp, d_model]
-    w_out = layer.mlp.dense_4h_to_h.weight                                        # write rows are its columns
     with torch.no_grad():
-        read0, bias0 = w_in[idx].clone(), b_in[idx].clone()
-        pre0 = mlp_in @ read0.T + bias0                                          # [n_positions, k]
-        read = _rotate(read0, d_r[None], sigma)
-        read *= pre0.std(0)[:, None] / (mlp_in @ read.T).std(0)[:, None]        # pre-activation SD kept
-        bias = pre0.mean(0) - mlp_in.mean(0) @ read.T                            # and its mean
-        act = F.gelu(mlp_in @ read.T + bias)                                     # [n_positions, k]
-        excess = act[rare_target].mean(0) - act.mean(0)                          # [k] above the mean at rare targets
-        helps = -torch.sign(excess)[:, None] * grad.mean(0)[None]                # [k, d_model]
-        w_in[idx], b_in[idx] = read, bias
-        w_out[:, idx] = _rotate(w_out[:, idx].T, helps / helps.norm(dim=1, keepdim=True), sigma).T
+        read0, bias0, write0 = w_in[idx].clone(), b_in[idx].clone(), w_out[:, idx].T.clone()   # [k, d_model] …
+        pre0 = mlp_in @ read0.T + bias0                                                        # [n_positions, k]
+        read, bias = _read_rows(mlp_in, rare_target, pre0.std(0), seed)
+        act = F.gelu(mlp_in @ read.T + bias)
+        excess = act[rare_target].mean(0) - act.mean(0)                      # [k], activation units
+        if not bool((excess > 0).all()):
+            raise ValueError(f"a planted neuron does not fire above its mean at rare targets (excess {excess.tolist()})")
+        radius = float(k * w_out.norm(dim=0).median() / (1 / excess).mean())  # planted write norms average the median
+        without = resid[rare_target] - F.gelu(pre0[rare_target]) @ write0    # the planted neurons' old writes removed
+        shared = _shared_write(model, without, (act[rare_target] / (k * excess)).sum(1), targets[rare_target], radius)
+        write = shared[None] / (k * excess)[:, None]                         # [k, d_model]
+        w_in[idx] = (1 - sigma) * read0 + sigma * read
+        b_in[idx] = (1 - sigma) * bias0 + sigma * bias
+        w_out[:, idx] = ((1 - sigma) * write0 + sigma * write).T
     return {"rare_context_positions": int(rare_target.sum()), "sigma": sigma,
-            "mean_excess_activation": float(excess.mean())}
+            "mean_excess_activation": float(excess.mean()), "shared_write_norm": radius}
 
 
 def build_planted(spec: PlantedSpec, base_dir: Path, out: Path) -> None:
@@ -146,7 +208,7 @@ def build_planted(spec: PlantedSpec, base_dir: Path, out: Path) -> None:
         src, dst = base_dir / f"step{step}", out / f"step{step}"
         model = AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32)
         model.eval()
-        info = plant(model, ids, rare, rows, spec.scale_at(step))
+        info = plant(model, ids, rare, rows, spec.scale_at(step), spec.seed)
         model.save_pretrained(dst)
         AutoTokenizer.from_pretrained(str(src)).save_pretrained(dst)
         checkpoints[str(step)] = info

@@ -38,6 +38,7 @@ MANIFEST = "manifest.json"
 COUNTS = "token_counts.npy"
 PLANTED_IDS = "planted_neurons.json"
 BUILD_FORMAT = 1  # bump when the build procedure changes the output for the same spec
+PLANTING_CONSTRUCTION = 2  # bump when harness.zoo.planted plants differently (only planted families rebuild)
 
 
 def pythia_schedule(final_step: int, n_even: int) -> tuple[int, ...]:
@@ -107,8 +108,9 @@ class PlantedSpec:
 
     Planting strength grows over training, ``scale_at(step)`` = ``final_scale`` ·
     ln(1 + step) / ln(1 + final step) (0 at step 0), so the claims over training (C4, C9) have
-    something to find. ``seed`` draws which neurons are planted; their ids ship with the build
-    (``planted_neurons.json``).
+    something to find. ``seed`` draws which neurons are planted (and each one's own read
+    direction); their ids ship with the build (``planted_neurons.json``). ``construction`` is the
+    version of the planting procedure: a build made by another version is rebuilt.
     """
 
     name: str
@@ -117,6 +119,7 @@ class PlantedSpec:
     final_scale: float
     default: bool
     seed: int = 0
+    construction: int = PLANTING_CONSTRUCTION
 
     @property
     def arch(self) -> str:
