@@ -162,11 +162,11 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
     import torch
     import torch.nn.functional as F
 
+    if sigma == 0:
+        return {"sigma": 0.0}
     mlp = model.gpt_neox.layers[-1].mlp
     w_in, b_in, w_out = mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias, mlp.dense_4h_to_h.weight
     idx, k = torch.as_tensor(ids), len(ids)
-    if sigma == 0:
-        return {"sigma": 0.0}
     mlp_in, resid = _capture(model, rows)
     targets = torch.as_tensor(rows[:, 1:].reshape(-1))
     rare_target = torch.as_tensor(rare)[targets]
