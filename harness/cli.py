@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write-table", action="store_true",
                    help="also write the table records cite (harness/claims/calibration.json); the claims run "
                         "replace their entries, the others are kept")
-    p.add_argument("--model-level", action="store_true", help="also run the model-level calibration (tiny zoo)")
+    p.add_argument("--model-level", action="store_true", help="also run the model-level calibration (tiny zoo, every claim)")
     p.set_defaults(func=_calibrate)
     p = sub.add_parser("subjects", help="list what a subject pattern expands to")
     p.add_argument("pattern", nargs="?", default=None)

@@ -42,9 +42,9 @@ CASES = {
     "C3": ("lognormal with a 3% high component, 4,096 neurons", "power-law middle on a rank grid, 4,096 neurons", 0.6),
     "C4": ("drift-free random walk", "emerging plateau", 1.0),
     "C5": ("module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "dispersed specialists", 10.0),
-    "C6": ("global factor, tight selection", "coordinated group", 0.7),
+    "C6": ("shared noise volatility, weakly structured layer", "coordinated group", 0.7),
     "C7": ("a routing head (25%)", "distributed heads", 5.0),
-    "C8": ("iid rows, n 16, d 256", "shared direction", 0.5),
+    "C8": ("loading on a layer-wide direction rising with write norm, selection ∝ write norm²", "shared direction", 0.5),
     "C9": ("random-walk rows", "growing shared direction", 0.5),
 }
 
@@ -72,8 +72,8 @@ def test_size_on_the_hardest_null_and_power_at_a_large_effect(claim_id):
 
 def test_a_calibration_of_some_claims_replaces_only_their_entries_in_the_table():
     """``--write-table`` after ``--claims C3`` keeps every other claim's entry (and the model-level
-    section), dates the new entry (records cite that date) and lists the partial run under ``updates``;
-    a run over every claim replaces the table."""
+    section, unless the run made one), dates the new entry (records cite that date) and lists the partial
+    run under ``updates``; a run over every claim replaces the table."""
     table = {"written": "t0", "claims": {"C1": [{"size": 0.0}], "C3": [{"size": 0.09}]}, "model_level": {"verdicts": {}}}
     partial = {"written": "t1", "command": "python -m harness calibrate --claims C3", "repetitions": 200,
                "planted_repetitions": 50, "wall_time_s": 9.0, "claims": {"C3": [{"size": 0.01}]}}
@@ -85,6 +85,8 @@ def test_a_calibration_of_some_claims_replaces_only_their_entries_in_the_table()
          "wall_time_s": 9.0, "claims": ["C3"]}]
     full = {**partial, "claims": {"C1": [{"size": 0.01}], "C3": [{"size": 0.01}]}}
     assert merged_table(table, full) is full and merged_table({}, partial) is partial
+    with_models = {**partial, "model_level": {"verdicts": {"zoo:neox-tiny@step32": {"C1": "contradicted"}}}}
+    assert merged_table(table, with_models)["model_level"] == with_models["model_level"]
 
 
 @pytest.mark.parametrize("permutation", ["direction", "row"])

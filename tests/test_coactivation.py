@@ -16,6 +16,7 @@ from harness.analysis.coactivation import (
     louvain_modularity,
     partition_modularity,
     prepare_activations,
+    resampled_correlations,
 )
 from harness.analysis.groups import random_groups
 from synthetic import factor_activations
@@ -242,3 +243,25 @@ def test_bad_input_raises_clear_errors(mutate, message):
     x, group = mutate(activations(9), GROUP)
     with pytest.raises(ValueError, match=message):
         prepare_activations(x, group)
+
+
+def test_resampled_correlations_equal_the_correlations_of_the_resampled_positions():
+    """Each bootstrap resample of sequences gives the Pearson matrix of the positions of the drawn sequences
+    (repeated as drawn), by brute force with numpy; the identity draw gives the sample's own matrix; a neuron
+    constant within a resample has r = 0 there."""
+    rng = np.random.default_rng(0)
+    x = factor_activations(0, 300, 30)
+    seq = np.sort(rng.integers(0, 40, 300))
+    units = np.unique(seq)
+    group = np.array([2, 7, 11, 19])
+    draws = np.vstack([np.arange(units.size), rng.integers(0, units.size, (3, units.size))])
+    r = resampled_correlations(x, seq, group, draws)
+    for b, d in enumerate(draws):
+        rows = np.concatenate([np.flatnonzero(seq == units[u]) for u in d])
+        np.testing.assert_allclose(r[b], np.corrcoef(x[np.ix_(rows, group)].T), atol=1e-10)
+    x_const = x.copy()
+    x_const[np.isin(seq, units[:5]), 7] = 0.25
+    one = resampled_correlations(x_const, seq, group, np.zeros((1, 5), dtype=int) + np.arange(5))[0]
+    np.testing.assert_array_equal(one[1], [0.0, 1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="distinct sequences"):
+        resampled_correlations(x, seq, group, draws + units.size)

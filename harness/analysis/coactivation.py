@@ -2,7 +2,9 @@
 
 Data: final-MLP activations at rare-target positions, ``X [n_positions, d_mlp]``.
 
-- Group correlations (``group_correlations``): Pearson matrices of many neuron groups, batched.
+- Group correlations (``group_correlations``): Pearson matrices of many neuron groups, batched;
+  ``resampled_correlations``: one group's matrices under a bootstrap over sequences (C6's
+  sampling gap, ``harness.analysis.groups``).
 - The papers' quantity (``louvain_modularity``): Q of the graph *among a group's own neurons*
   (nodes = the group, weights from their correlations: ``"absolute"`` |r| on every pair,
   ``"thresholded"`` |r| ≥ threshold, ``"signed"`` the positive part scored with the signed
@@ -28,12 +30,16 @@ from typing import Literal, Sequence
 import community as community_louvain
 import networkx as nx
 import numpy as np
+from scipy import sparse
 
 GraphKind = Literal["absolute", "thresholded", "signed"]
 GRAPH_KINDS: tuple[str, ...] = ("absolute", "thresholded", "signed")
 MIN_GROUP_SIZE = 3
 # Elements of one [chunk, n_positions, size] block of gathered activations (bounds memory: ≈ 32 MB per float64 copy).
 _CHUNK_ELEMENTS = 4_000_000
+# SD (in units of the neuron's SD over all positions) below which a neuron counts as constant in a resample:
+# rounding leaves ≈ 1e-9 where the sums cancel exactly.
+_CONSTANT_SD = 1e-6
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,14 @@ class GroupActivations:
     def standardized(self, ids: np.ndarray) -> np.ndarray:
         """z-scores over positions of the neurons ``ids`` (any shape ``[...]``) → ``[n_positions, ...]``."""
         ids = np.asarray(ids)
-        return (self.x[:, ids] - self.mean[ids]) / self.std[ids]
+        return (self.x[:, ids] - self.mean[ids]) / np.where(self.std[ids] > 0, self.std[ids], 1.0)
+
+    def subset(self, rows: np.ndarray) -> "GroupActivations":
+        """The same neurons and specialists on the positions ``rows`` (a boolean mask or indices); a neuron
+        constant there has r = 0 with every other neuron."""
+        x = self.x[rows]
+        return GroupActivations(x, x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64),
+                                self.specialists, self.constant, self.warnings)
 
 
 def prepare_activations(x: np.ndarray, specialists: Sequence[int] | np.ndarray) -> GroupActivations:
@@ -140,6 +153,41 @@ def group_correlations(acts: GroupActivations, groups: np.ndarray) -> np.ndarray
     idx = np.arange(size)
     out[:, idx, idx] = 1.0
     return np.clip(out, -1.0, 1.0)
+
+
+def resampled_correlations(x: np.ndarray, seq: np.ndarray, group: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Pearson matrices ``[B, size, size]`` of one neuron ``group`` ``[size]`` on bootstrap resamples of sequences.
+
+    ``x`` ``[n_positions, d_mlp]`` activations, ``seq`` ``[n_positions]`` their sequence ids, ``draws``
+    ``[B, n_units]`` indices into the sorted distinct ids of ``seq`` (one resample of the sequences per
+    row, e.g. ``stats.bootstrap_indices``). Computed from per-sequence sums, so the cost is
+    B × n_units × size² rather than B × n_positions × size². A neuron constant within a resample has
+    r = 0 with every other neuron there.
+    """
+    x, seq, group = np.asarray(x, dtype=np.float64), np.asarray(seq), np.asarray(group, dtype=np.int64)
+    if x.ndim != 2 or seq.shape != (x.shape[0],) or group.ndim != 1:
+        raise ValueError(f"need x [n_positions, d_mlp], seq [n_positions] and one group [size]; got {x.shape}, "
+                         f"{seq.shape}, {group.shape}")
+    units, unit_of = np.unique(seq, return_inverse=True)
+    draws = np.asarray(draws, dtype=np.int64)
+    if draws.ndim != 2 or draws.size == 0 or draws.min() < 0 or draws.max() >= units.size:
+        raise ValueError(f"draws must be [B, n_units] indices into the {units.size} distinct sequences")
+    z = x[:, group]
+    z = (z - z.mean(0)) / np.where(z.std(0) > 0, z.std(0), 1.0)    # standardised once: no cancellation below
+    n_pos, size = z.shape
+    member = sparse.csr_matrix((np.ones(n_pos), (unit_of, np.arange(n_pos))), shape=(units.size, n_pos))
+    counts = np.zeros((draws.shape[0], units.size))
+    np.add.at(counts, (np.arange(draws.shape[0])[:, None], draws), 1.0)
+    weight = counts @ np.asarray(member.sum(axis=1)).ravel()                          # positions per resample [B]
+    mean = counts @ (member @ z) / weight[:, None]                                      # [B, size]
+    second = (counts @ (member @ (z[:, :, None] * z[:, None, :]).reshape(n_pos, -1))).reshape(-1, size, size)
+    cov = second / weight[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
+    sd = np.where(sd > _CONSTANT_SD, sd, np.inf)                     # constant in the resample: r = 0
+    r = cov / (sd[:, :, None] * sd[:, None, :])
+    idx = np.arange(size)
+    r[:, idx, idx] = 1.0
+    return np.clip(r, -1.0, 1.0)
 
 
 def coactivation_graph(corr: np.ndarray, kind: GraphKind = "absolute", threshold: float = 0.3) -> nx.Graph:

@@ -6,7 +6,8 @@ matrix R_G (trace |G|). Statistics (all dimensionless):
 
 - ``n_components``: fewest principal components whose eigenvalues reach ``variance_explained``
   (default 95%) of the total variance;
-- ``participation_ratio``: (Σλ)² / Σλ², between 1 (one direction) and |G| (isotropic);
+- ``participation_ratio``: (Σλ)² / Σλ², between 1 (one direction) and |G| (isotropic); C6 tests
+  ``split_half_participation_ratio``, the same of the population matrix without the sampling bias;
 - ``mean_corr``: mean off-diagonal r within the group; ``mean_abs_corr``: the same of |r|;
 - ``cross_corr``: mean r between the group and the rest of the layer's usable neurons (the
   null pool: neither specialists nor constant), i.e. the expected specialists × random-group
@@ -51,6 +52,24 @@ def n_components(eigs: np.ndarray, variance_explained: float = 0.95) -> np.ndarr
 def participation_ratio(eigs: np.ndarray) -> np.ndarray:
     """(Σλ)² / Σλ² per row of ``eigs [..., size]``."""
     return eigs.sum(axis=-1) ** 2 / np.sum(eigs**2, axis=-1)
+
+
+def split_half_participation_ratio(corr_a: np.ndarray, corr_b: np.ndarray) -> np.ndarray:
+    """The participation ratio of the population correlation matrix, size² / tr(R²), with tr(R²) = Σ_ij r_ij²
+    estimated as Σ_ij r^A_ij r^B_ij from the matrices of two disjoint halves of the sequences, ``corr_a`` and
+    ``corr_b`` ``[..., size, size]`` → ``[...]``.
+
+    The sample participation ratio's Σ r² carries every pair's sampling noise, so it is biased low, and
+    more so for a group whose activations are heavier-tailed or more dependent between positions than
+    its controls' (a volatility shared by the group's noise, with no shared factor, lowered it as much as
+    a real shared factor); the two halves' noise is independent, so the cross product has no such bias.
+    """
+    size = corr_a.shape[-1]
+    cross = np.einsum("...ij,...ij->...", corr_a, corr_b)
+    if np.any(cross <= 0):
+        raise ValueError("split-half participation ratio: the halves' correlation matrices are not aligned "
+                         "(tr(R_A R_B) ≤ 0); too few positions in a half")
+    return size**2 / cross
 
 
 def mean_offdiagonal(corrs: np.ndarray) -> np.ndarray:

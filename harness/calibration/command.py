@@ -53,12 +53,14 @@ def model_table(level: dict[str, Any]) -> str:
 def merged_table(table: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
     """The committed table with ``document``'s claims replaced: a run over some claims keeps the others'
     entries, stamps its own with the time it was written (records cite it) and lists itself under
-    ``updates`` (command, claims, repetitions, time written)."""
+    ``updates`` (command, claims, repetitions, time written); its model-level section, when it ran one,
+    replaces the table's."""
     if not table or set(table["claims"]) <= set(document["claims"]):
         return document
     update = {k: document[k] for k in ("command", "written", "repetitions", "planted_repetitions", "wall_time_s")}
     fresh = {c: [e | {"written": document["written"]} for e in entries] for c, entries in document["claims"].items()}
-    return {**table, "claims": {**table["claims"], **fresh},
+    model = {"model_level": document["model_level"]} if "model_level" in document else {}
+    return {**table, "claims": {**table["claims"], **fresh}, **model,
             "updates": [*table.get("updates", []), {**update, "claims": sorted(document["claims"])}]}
 
 
@@ -83,7 +85,7 @@ def run_calibration(args: argparse.Namespace) -> int:
         from harness.calibration.runner import CALIBRATION_SETTINGS
         from harness.claims.settings import load_settings
 
-        document["model_level"] = model_level(load_settings(overrides=CALIBRATION_SETTINGS), claims=args.claims)
+        document["model_level"] = model_level(load_settings(overrides=CALIBRATION_SETTINGS))   # every claim
     document["wall_time_s"] = time.perf_counter() - start
     name = args.run_name or _dt.datetime.now(_dt.timezone.utc).strftime("calibration-%Y%m%dT%H%M%SZ")
     out = Path(args.report_dir) / name

@@ -28,13 +28,19 @@ Effect sizes, per claim (what "the papers' effect" means here):
   control); nulls: a cohesive module, and a module of 12 of 16 specialists (κ ≈ 0.5, beyond the
   margin 0.2).
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
-  own structure; the papers give no number); nulls: one global factor with influence ∝ variance.
+  own structure; the papers give no number); nulls: one global factor with influence ∝ variance; and
+  (an independent review's) specialists whose noise shares a per-position volatility or carries
+  per-sequence effects, with no shared factor, in a weakly structured layer (29% and 19% supported
+  under C6 v3, whose null did not carry the specialists' own sampling noise).
 - C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
   vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls:
   one routing head at 25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
-  16 × 1,024 and 50 × 1,024.
+  16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the
+  layer with a loading rising as the 4th power of the write norm, or constant, while selection
+  favours long write rows (41–68% supported under C8 v3, whose adjustment was linear and whose
+  balance limit was 1 SD).
 - C9: that shared direction growing from 0 to 0.3 over 8 checkpoints; nulls: rows moving as AR(1)
   (φ = 0.8) or a random walk, no shared direction.
 """
@@ -119,6 +125,10 @@ def _heads(**fixed: Any) -> Callable[[int, float], SyntheticHeads]:
 INFLUENCE_SIZES = {"rare_positions": 700, "neurons": 1024}
 WIDE_INFLUENCE_SIZES = {**INFLUENCE_SIZES, "neurons": 4096}
 GROUP_SIZES = {"rare_positions": 700, "neurons": 512, "group_size": 16}
+# the independent review's hard nulls (harness.calibration.groups): specialists whose noise is dependent in
+# a layer whose own structure is weak; rows sharing a direction more the longer their write row is
+WEAK_LAYER = dict(boost=10.0, global_spread=0.2, community_loading=0.2)
+NORM_LOADING = dict(row_norm_spread=0.5, row_direction_loading=0.03, row_direction_power=4.0)
 
 FAMILIES: list[Family] = [
     # C1
@@ -179,6 +189,10 @@ FAMILIES: list[Family] = [
     # C6
     Family("C6", "global factor, influence ∝ variance", "null", _groups(selection_noise=1.0), sample_sizes=GROUP_SIZES),
     Family("C6", "global factor, tight selection", "null", _groups(selection_noise=0.3), sample_sizes=GROUP_SIZES),
+    Family("C6", "shared noise volatility, weakly structured layer", "null",
+           _groups(**WEAK_LAYER, noise_volatility=1.0), sample_sizes=GROUP_SIZES),
+    Family("C6", "per-sequence noise effects, weakly structured layer", "null",
+           _groups(**WEAK_LAYER, noise_sequence_share=0.8), sample_sizes=GROUP_SIZES),
     Family("C6", "coordinated group", "planted", _groups_effect("coordination", boost=10.0),
            effects=(0.3, 0.5, 0.7), effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
     # C7
@@ -195,6 +209,12 @@ FAMILIES: list[Family] = [
     Family("C8", "iid rows, n 16, d 1024", "null", _groups(d_model=1024), sample_sizes={**GROUP_SIZES, "d_model": 1024}),
     Family("C8", "iid rows, n 50, d 1024", "null", _groups(d_model=1024, group_size=50, d_mlp=2048),
            sample_sizes={"rare_positions": 700, "neurons": 2048, "group_size": 50}),
+    Family("C8", "loading on a layer-wide direction rising with write norm, selection ∝ write norm", "null",
+           _groups(**NORM_LOADING, selection_norm_power=1.0), sample_sizes=GROUP_SIZES),
+    Family("C8", "loading on a layer-wide direction rising with write norm, selection ∝ write norm²", "null",
+           _groups(**NORM_LOADING, selection_norm_power=2.0), sample_sizes=GROUP_SIZES),
+    Family("C8", "constant loading on a layer-wide direction, the longest write rows selected", "null",
+           _groups(row_norm_spread=0.5, row_direction_loading=0.3, selection_norm_power=6.0), sample_sizes=GROUP_SIZES),
     Family("C8", "shared direction", "planted", _groups_effect("spike", boost=10.0), effects=(0.15, 0.3, 0.5),
            effect_name="shared-direction weight", paper_effect=0.3, sample_sizes=GROUP_SIZES),
     # C9

@@ -19,6 +19,15 @@ specialisation). Weight rows (``d_model`` wide) are iid Gaussian with lognormal 
 ``spike`` > 0 the planted group's rows (read and write) share one direction with weight ``spike``
 (heavy-tailed group spectra, C8). Trajectories (C9) evolve the rows as AR(1) or a random walk over
 checkpoints with the spike growing.
+
+Hard nulls of the independent review (each off at 0; drawn from a stream of their own, so the other
+families' draws do not change): ``noise_volatility`` multiplies the planted group's noise by one
+per-position volatility (lognormal, this ln-SD, mean square 1) — dependence without a shared factor;
+``noise_sequence_share`` mixes a per-sequence random effect (independent per neuron) into it;
+``row_direction_loading`` c₀ gives every neuron's rows one direction shared by the whole matrix, with
+loading min(0.9, c₀ (n / median n)^``row_direction_power``) rising with the write norm n; and
+``selection_norm_power`` multiplies influence by (n / median n)^power, so the longest write rows are
+selected.
 """
 
 from __future__ import annotations
@@ -51,6 +60,11 @@ class GroupWorld:
     selection_noise: float = 1.0      # σ of the lognormal noise of influence around variance
     spike: float = 0.0                # share of a common direction in the planted group's weight rows
     row_norm_spread: float = 0.3
+    noise_volatility: float = 0.0     # ln-SD of a per-position volatility shared by the planted group's noise
+    noise_sequence_share: float = 0.0  # share of per-sequence random effects in the planted group's noise
+    row_direction_loading: float = 0.0  # c₀ of one direction shared by every neuron's rows
+    row_direction_power: float = 0.0  # its loading grows as (write norm / median)^power
+    selection_norm_power: float = 0.0  # influence × (write norm / median)^power
 
 
 @dataclass
@@ -88,12 +102,17 @@ class SyntheticGroups:
         f = rng.standard_normal(t)
         g = rng.standard_normal((t, w.n_communities + 1))
         h = rng.standard_normal(t)
-        self.x = lam * f[:, None] + gam * g[:, community] + beta * h[:, None] + sigma * rng.standard_normal((t, n))
+        review = np.random.default_rng(self.seed + 99991)    # the review's nulls draw from their own stream
+        noise = _planted_noise(rng.standard_normal((t, n)), self.seq, self.planted, w, review)
+        self.x = lam * f[:, None] + gam * g[:, community] + beta * h[:, None] + sigma * noise
         variance = lam**2 + gam**2 + beta**2 + sigma**2
         per_seq = variance[None] * np.exp(w.selection_noise * rng.standard_normal((w.n_seq, n)))
         per_seq[:, self.planted] += w.boost * np.median(variance)
-        self._influence = SequenceInfluence(per_seq * 1e-3, counts.astype(float))
-        self.rows = self.rows or weight_rows(w, self.planted, rng)
+        if self.rows is None:
+            self.rows = _shared_row_direction(weight_rows(w, self.planted, rng), w, review)
+        ratio = np.linalg.norm(self.rows["write"], axis=1) / np.median(np.linalg.norm(self.rows["write"], axis=1))
+        self._influence = SequenceInfluence(per_seq * ratio[None] ** w.selection_norm_power * 1e-3,
+                                            counts.astype(float))
 
     @property
     def n_sequences(self) -> int:
@@ -135,6 +154,38 @@ def weight_rows(world: GroupWorld, planted: np.ndarray, rng: np.random.Generator
             signs = rng.choice([-1.0, 1.0], size=planted.size)
             z[planted] = np.sqrt(1 - world.spike**2) * z[planted] + world.spike * signs[:, None] * u
         out[name] = z * np.exp(world.row_norm_spread * rng.standard_normal(world.d_mlp))[:, None]
+    return out
+
+
+def _planted_noise(noise: np.ndarray, seq: np.ndarray, planted: np.ndarray, world: GroupWorld,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The noise ``[n_positions, d_mlp]`` with the planted group's columns given a shared per-position
+    volatility and per-sequence random effects (module docstring); each column keeps variance ≈ 1."""
+    if world.noise_sequence_share > 0:
+        effect = rng.standard_normal((int(seq.max()) + 1, planted.size))[seq]
+        share = world.noise_sequence_share
+        noise[:, planted] = np.sqrt(share) * effect + np.sqrt(1 - share) * noise[:, planted]
+    if world.noise_volatility > 0:
+        volatility = np.exp(world.noise_volatility * rng.standard_normal(noise.shape[0]))
+        noise[:, planted] *= (volatility / np.sqrt(np.mean(volatility**2)))[:, None]
+    return noise
+
+
+def _shared_row_direction(rows: dict[str, np.ndarray], world: GroupWorld, rng: np.random.Generator
+                          ) -> dict[str, np.ndarray]:
+    """Every neuron's rows moved towards one direction per matrix (random sign per neuron), at a loading that
+    rises with the write norm (module docstring); row norms are kept."""
+    if world.row_direction_loading <= 0:
+        return rows
+    norm = np.linalg.norm(rows["write"], axis=1)
+    loading = np.minimum(0.9, world.row_direction_loading * (norm / np.median(norm)) ** world.row_direction_power)
+    out = {}
+    for name, w in rows.items():
+        length = np.linalg.norm(w, axis=1, keepdims=True)
+        signs = rng.choice([-1.0, 1.0], size=w.shape[0])
+        shared = np.sqrt(1 - loading[:, None] ** 2) * w / length + (loading * signs)[:, None] * _unit(
+            rng.standard_normal(w.shape[1]))
+        out[name] = length * shared
     return out
 
 

@@ -20,12 +20,29 @@ from harness.analysis.coactivation import (
     coassignment,
     group_correlations,
     layer_partitions,
+    resampled_correlations,
     louvain_modularity,
     prepare_activations,
 )
-from harness.analysis.dimension import eigenvalues, mean_offdiagonal, n_components, participation_ratio
-from harness.analysis.groups import GroupComparison, MatchedGroups, NeuronCovariates, compare_groups, matched_groups, neuron_covariates
-from harness.analysis.stats import empirical_p, summarize_null
+from harness.analysis.dimension import (
+    eigenvalues,
+    mean_offdiagonal,
+    n_components,
+    participation_ratio,
+    split_half_participation_ratio,
+)
+from harness.analysis.groups import (
+    SAMPLING_GROUPS,
+    GroupComparison,
+    MatchedGroups,
+    NeuronCovariates,
+    SamplingGap,
+    compare_groups,
+    matched_groups,
+    neuron_covariates,
+    sampling_gap,
+)
+from harness.analysis.stats import bootstrap_indices, empirical_p, summarize_null
 from harness.claims.evidence import Evidence, memoized, settings_key
 from harness.claims.registry import CLAIMS, claim, headline
 from harness.claims.settings import ci_level
@@ -38,11 +55,13 @@ _GROUP_SETTINGS = ("seed", "n_null", "selection_fraction", "specialist_fraction"
 
 @dataclass(frozen=True)
 class GroupSetting:
-    """Everything a group claim compares with: the specialists, the test-half activations, the
-    covariates and the matched control groups."""
+    """Everything a group claim compares with: the specialists, the test-half activations ``x``
+    ``[n_test_positions, d_mlp]`` with their sequence ids ``seq`` ``[n_test_positions]``, the covariates
+    and the matched control groups."""
 
     specialists: Specialists
     x: np.ndarray
+    seq: np.ndarray
     covariates: NeuronCovariates
     matched: MatchedGroups
 
@@ -56,11 +75,12 @@ def group_setting(source: Evidence, settings: dict[str, Any], specialists: Speci
     def make() -> GroupSetting:
         spec = specialists or select_specialists(source, settings)
         x, seq = source.rare_activations()
-        x_test = x[np.isin(seq, spec.test_sequences)]
+        in_test = np.isin(seq, spec.test_sequences)
+        x_test = x[in_test]
         cov = neuron_covariates(x_test, source.mlp_weights().write_norm, spec.ids)
         usable = spec.ids[np.isin(spec.ids, cov.usable)]
         matched = matched_groups(cov, usable, settings["n_null"], settings["match_neighbours"], settings["seed"])
-        return GroupSetting(spec, x_test, cov, matched)
+        return GroupSetting(spec, x_test, np.asarray(seq)[in_test], cov, matched)
     key = settings_key("group_setting" if specialists is None else f"group_setting:{specialists.ids.tolist()}", settings)
     return memoized(source, key, make)
 
@@ -100,13 +120,16 @@ def comparison_fields(record: ClaimRecord, name: str, comp: GroupComparison) -> 
     record.p_values.update({name: comp.p, f"{name}_unmatched": comp.unmatched_p})
     record.null[name] = summarize_null(comp.adjusted)
     record.details[f"{name}_adjustment"] = comp.coefficients
+    if comp.sampling is not None:
+        record.statistics[f"{name}_tested"] = comp.tested
+        record.details[f"{name}_sampling"] = comp.sampling.fields()
     record.series.update({f"null_{name}": comp.adjusted.tolist(), f"observed_{name}": comp.observed,
                           f"unmatched_{name}": comp.unmatched.tolist()})
 
 
 # -- C5 -----------------------------------------------------------------------------------------
 @claim(
-    "C5", "specialists_not_modular", scope="subject", rule_version=3,
+    "C5", "specialists_not_modular", scope="subject", rule_version=4,
     statement="Specialist neurons are spatially dispersed across the final layer, not a module.",
     rule="Louvain communities of the whole layer's co-activation graph (test-half activations, edges |r| ≥ "
          "coactivation_threshold, louvain_seeds runs); κ = chance-corrected co-assignment of the specialists "
@@ -189,15 +212,16 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 
 # -- C6 -----------------------------------------------------------------------------------------
 @claim(
-    "C6", "specialists_coordinated", scope="subject", rule_version=3,
+    "C6", "specialists_coordinated", scope="subject", rule_version=4,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
-    rule="on test-half activations, against matched and adjusted control groups: supported when the "
-         "specialists' participation ratio is lower (p < alpha) and their mean pairwise correlation higher "
-         "(p < alpha); contradicted when the 1 − 2α location-shift interval of either effect lies below "
+    rule="on test-half activations, against matched and adjusted control groups, each statistic corrected for "
+         "the specialists' own sampling noise (bootstrap over test sequences: their bias beyond matched groups' "
+         "subtracted, their excess variance added to the null's): supported when the specialists' participation "
+         "ratio is lower (p < alpha) and their mean pairwise correlation higher (p < alpha); contradicted when the 1 − 2α location-shift interval of either effect lies below "
          "c6_min_z null SDs; inconclusive otherwise or when matching fails.",
     effect="coordination above matched groups ≥ c6_min_z null SDs (both statistics)",
     paper="\"reduced effective dimensionality\" (abstract)",
-    settings=("alpha", "variance_explained", "c6_min_z", *_GROUP_SETTINGS),
+    settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", *_GROUP_SETTINGS),
 )
 def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record, group = start_group_record("C6", source, settings)
@@ -205,19 +229,24 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         return record
     level, alpha, minimum = ci_level(settings), settings["alpha"], settings["c6_min_z"]
     acts = prepare_activations(group.x, group.matched.specialists)
+    halves = _sequence_halves(group.seq, settings["seed"])
+    half_acts = [acts.subset(np.isin(group.seq, units)) for units in halves]
 
     def pr(g: np.ndarray) -> np.ndarray:
-        return participation_ratio(eigenvalues(group_correlations(acts, g)))
+        return split_half_participation_ratio(*(group_correlations(a, g) for a in half_acts))
 
     def corr(g: np.ndarray) -> np.ndarray:
         return mean_offdiagonal(group_correlations(acts, g))
 
-    dim = compare_groups(pr, group.covariates, group.matched, "less", level, settings["seed"])
-    co = compare_groups(corr, group.covariates, group.matched, "greater", level, settings["seed"])
+    gaps = _sampling_gaps(group, halves, pr, corr, settings)
+    dim = compare_groups(pr, group.covariates, group.matched, "less", level, settings["seed"],
+                         gaps["participation_ratio"])
+    co = compare_groups(corr, group.covariates, group.matched, "greater", level, settings["seed"], gaps["mean_corr"])
     comparison_fields(record, "participation_ratio", dim)
     comparison_fields(record, "mean_corr", co)
     spec_eigs = eigenvalues(group_correlations(acts, acts.specialists))[0]
     record.statistics["n_components"] = int(n_components(spec_eigs, settings["variance_explained"]))
+    record.statistics["sample_participation_ratio"] = float(participation_ratio(spec_eigs))
     record.series["spec_eigenvalues"] = spec_eigs.tolist()
     record.headline = headline("mean pairwise correlation above matched groups", co.effect, co.effect_ci, level,
                                null_band=co.effect_band(), smallest_effect=minimum, paper=CLAIMS["C6"].paper,
@@ -234,3 +263,29 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         f"({group.specialists.rule}); paper: {CLAIMS['C6'].paper}",
     )
     return record
+
+
+def _sequence_halves(seq: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct sequence ids of ``seq`` split into two seeded random halves (sorted ids each)."""
+    units = np.unique(seq)
+    first = np.random.default_rng(seed).permutation(units.size) < units.size // 2
+    return units[first], units[~first]
+
+
+def _sampling_gaps(group: GroupSetting, halves: tuple[np.ndarray, np.ndarray], pr, corr, settings: dict[str, Any]
+                   ) -> dict[str, SamplingGap]:
+    """C6's two statistics on the specialists and on ``SAMPLING_GROUPS`` matched groups, recomputed on
+    ``n_bootstrap`` resamples of the test sequences (each half resampled within itself, the same resamples
+    for every group): their sampling gaps (``harness.analysis.groups``, step 5)."""
+    groups = np.vstack([group.matched.specialists[None], group.matched.groups[:SAMPLING_GROUPS]])
+    units = np.unique(group.seq)
+    index = [np.searchsorted(units, h) for h in halves]
+    draws = [ix[bootstrap_indices(ix.size, settings["n_bootstrap"], settings["seed"] + i)] for i, ix in enumerate(index)]
+    resampled = {name: np.empty((settings["n_bootstrap"], groups.shape[0])) for name in ("participation_ratio", "mean_corr")}
+    for g, ids in enumerate(groups):
+        r_a, r_b = (resampled_correlations(group.x, group.seq, ids, d) for d in draws)
+        resampled["participation_ratio"][:, g] = split_half_participation_ratio(r_a, r_b)
+        resampled["mean_corr"][:, g] = mean_offdiagonal(resampled_correlations(group.x, group.seq, ids,
+                                                                               np.hstack(draws)))
+    return {"participation_ratio": sampling_gap(resampled["participation_ratio"], pr(groups)),
+            "mean_corr": sampling_gap(resampled["mean_corr"], corr(groups))}

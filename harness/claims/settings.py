@@ -148,11 +148,13 @@ SETTINGS: dict[str, Setting] = {
                   "activation claims are tested on the rest"),
         _count("match_neighbours", 10, "candidate controls per specialist: its nearest non-specialists in "
                "covariate space (activation mean, variance, sparsity; ‖W_out‖ row norm)"),
-        _positive("match_max_smd", 1.0, "largest standardised mean difference of a covariate between the "
+        _positive("match_max_smd", 0.75, "largest standardised mean difference of a covariate between the "
                   "specialists and their nearest candidate controls (layer SDs); beyond it a group claim is "
                   "inconclusive — the specialists lie outside the covariate range of the other neurons. "
-                  "Below it the regression adjustment absorbs the imbalance: on the hard null (global factor, "
-                  "top neurons by variance, SMD ≈ 0.7) C6 was supported in 0 of 40 draws without any limit"),
+                  "Below it the regression adjustment absorbs the imbalance (C6's global-factor null, SMD ≈ "
+                  "0.7: 0 of 40 supported without any limit); beyond it the adjustment is an extrapolation a null "
+                  "can break: one direction in every row at a constant loading, specialists selected as the "
+                  "longest write rows (SMD 0.92–1.05), left C8 supported 15% of the time at a limit of 1"),
         # -- C5 -------------------------------------------------------------------------------
         _count("louvain_seeds", 10, "C5: Louvain runs on the layer's co-activation graph"),
         _fraction("coactivation_threshold", 0.3, "C5: |r| at or above which two neurons share an edge"),
