@@ -142,6 +142,14 @@ def test_spectra_use_every_matrix_of_a_gated_mlp():
     assert record.verdict == "supported"
 
 
+def test_rows_no_wider_than_the_group_are_inconclusive_not_an_error():
+    """Review bug: with d_model (8) below the specialist group's size (16) C8 raised (the group's Gram
+    matrix has no tail past rank d); it is inconclusive, and says why."""
+    record = CLAIMS["C8"].evaluate(SyntheticGroups(GroupWorld(boost=10.0, d_model=8), 10), FAST)
+    assert record.verdict == "inconclusive" and "rows too narrow" in record.reason
+    assert "8 wide" in record.message
+
+
 def test_a_trend_whose_every_checkpoint_fails_keeps_the_error():
     """Review bug: C9 lost the real error when every step failed. Now the record is inconclusive and its
     message carries the first checkpoint's error."""

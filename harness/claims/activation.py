@@ -20,9 +20,9 @@ from harness.analysis.coactivation import (
     coassignment,
     group_correlations,
     layer_partitions,
-    resampled_correlations,
     louvain_modularity,
     prepare_activations,
+    resampled_correlations,
 )
 from harness.analysis.dimension import (
     eigenvalues,
@@ -34,6 +34,7 @@ from harness.analysis.dimension import (
 from harness.analysis.groups import (
     SAMPLING_GROUPS,
     GroupComparison,
+    GroupStatistic,
     MatchedGroups,
     NeuronCovariates,
     SamplingGap,
@@ -214,11 +215,13 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 @claim(
     "C6", "specialists_coordinated", scope="subject", rule_version=4,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
-    rule="on test-half activations, against matched and adjusted control groups, each statistic corrected for "
-         "the specialists' own sampling noise (bootstrap over test sequences: their bias beyond matched groups' "
-         "subtracted, their excess variance added to the null's): supported when the specialists' participation "
-         "ratio is lower (p < alpha) and their mean pairwise correlation higher (p < alpha); contradicted when the 1 − 2α location-shift interval of either effect lies below "
-         "c6_min_z null SDs; inconclusive otherwise or when matching fails.",
+    rule="on test-half activations, against matched and adjusted control groups: the split-half participation "
+         "ratio (Σr² as Σ r^A r^B over two halves of the test sequences) and the mean pairwise correlation, each "
+         "corrected for the specialists' own sampling noise (bootstrap over test sequences: their bias beyond "
+         "matched groups' subtracted, their excess variance added to the null's); supported when the participation "
+         "ratio is lower (p < alpha) and the mean correlation higher (p < alpha); contradicted when the 1 − 2α "
+         "location-shift interval of either effect lies below c6_min_z null SDs; inconclusive otherwise or when "
+         "matching fails.",
     effect="coordination above matched groups ≥ c6_min_z null SDs (both statistics)",
     paper="\"reduced effective dimensionality\" (abstract)",
     settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", *_GROUP_SETTINGS),
@@ -272,8 +275,8 @@ def _sequence_halves(seq: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray
     return units[first], units[~first]
 
 
-def _sampling_gaps(group: GroupSetting, halves: tuple[np.ndarray, np.ndarray], pr, corr, settings: dict[str, Any]
-                   ) -> dict[str, SamplingGap]:
+def _sampling_gaps(group: GroupSetting, halves: tuple[np.ndarray, np.ndarray], pr: GroupStatistic,
+                   corr: GroupStatistic, settings: dict[str, Any]) -> dict[str, SamplingGap]:
     """C6's two statistics on the specialists and on ``SAMPLING_GROUPS`` matched groups, recomputed on
     ``n_bootstrap`` resamples of the test sequences (each half resampled within itself, the same resamples
     for every group): their sampling gaps (``harness.analysis.groups``, step 5)."""
@@ -281,7 +284,8 @@ def _sampling_gaps(group: GroupSetting, halves: tuple[np.ndarray, np.ndarray], p
     units = np.unique(group.seq)
     index = [np.searchsorted(units, h) for h in halves]
     draws = [ix[bootstrap_indices(ix.size, settings["n_bootstrap"], settings["seed"] + i)] for i, ix in enumerate(index)]
-    resampled = {name: np.empty((settings["n_bootstrap"], groups.shape[0])) for name in ("participation_ratio", "mean_corr")}
+    resampled = {name: np.empty((settings["n_bootstrap"], groups.shape[0]))
+                 for name in ("participation_ratio", "mean_corr")}
     for g, ids in enumerate(groups):
         r_a, r_b = (resampled_correlations(group.x, group.seq, ids, d) for d in draws)
         resampled["participation_ratio"][:, g] = split_half_participation_ratio(r_a, r_b)

@@ -67,6 +67,12 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
     level, alpha, minimum = ci_level(settings), settings["alpha"], settings["c8_min_z"]
     matrices = source.mlp_weights().matrices()
     spec = group.matched.specialists
+    width = min(rows.shape[1] for rows in matrices.values())
+    if width <= spec.size:
+        record.undecided("rows too narrow for the group",
+                         f"{source.label}: the rows are {width} wide, not wider than the {spec.size} specialists: "
+                         "their group spectrum has no tail to estimate (the Hill index needs d > n)")
+        return record
     comps = {}
     for name, rows in matrices.items():
         comps[name] = compare_groups_on(rows, group, settings, level)[2]
