@@ -44,7 +44,8 @@ CASES = {
     "C5": ("module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "dispersed specialists", 10.0),
     "C6": ("shared noise volatility, weakly structured layer", "coordinated group", 0.7),
     "C7": ("a routing head (25%)", "distributed heads", 5.0),
-    "C8": ("loading on a layer-wide direction rising with write norm, selection ∝ write norm²", "shared direction", 0.5),
+    "C8": ("loading rising with the read norm⁴, selection ∝ read norm², read norm not in the activations",
+           "shared direction", 0.5),
     "C9": ("random-walk rows", "growing shared direction", 0.5),
 }
 

@@ -12,6 +12,7 @@ from scipy.stats import chisquare, kstest, rankdata
 from harness.analysis.groups import (
     COVARIATES,
     compare,
+    Adjustment,
     compare_groups,
     fit_controls,
     matched_groups,
@@ -243,7 +244,7 @@ def null_replications(shift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     for r in range(N_REPLICATIONS):
         values = np.random.default_rng(1000 + r).standard_normal(D_MLP)
         values[m.specialists] += shift
-        comp = compare_groups(mean_of(values), cov, m, "greater", LEVEL, seed=r)
+        comp = compare_groups(mean_of(values), Adjustment(cov), m, "greater", LEVEL, seed=r)
         p.append(comp.p)
         unmatched.append(comp.unmatched_p)
         ci.append(comp.shift_ci)
@@ -285,7 +286,7 @@ def test_a_large_planted_shift_is_found_and_bracketed(direction):
     values = np.random.default_rng(7).standard_normal(D_MLP)
     sign = 1.0 if direction == "greater" else -1.0
     values[m.specialists] += sign * 2.0
-    comp = compare_groups(mean_of(values), cov, m, direction, LEVEL, seed=1)
+    comp = compare_groups(mean_of(values), Adjustment(cov), m, direction, LEVEL, seed=1)
     assert comp.observed == pytest.approx(values[m.specialists].mean())
     assert comp.p == pytest.approx(1 / (1 + N_GROUPS)) and comp.p == empirical_p(comp.observed, comp.adjusted, direction)
     assert comp.effect > 4 and comp.effect_ci[0] > 0
@@ -313,7 +314,7 @@ def test_adjustment_removes_a_planted_linear_covariate_effect():
     slopes = []
     for r in range(40):
         values = cov.scores[:, column] + np.random.default_rng(r).standard_normal(D_MLP)
-        comp = compare_groups(mean_of(values), cov, m, "greater", LEVEL, seed=r)
+        comp = compare_groups(mean_of(values), Adjustment(cov), m, "greater", LEVEL, seed=r)
         for name, null in (("adjusted", comp.adjusted), ("matched", comp.null), ("uniform", comp.unmatched)):
             excess[name].append(comp.observed - np.median(null))
         slopes.append(comp.coefficients["log_variance"])
@@ -326,18 +327,18 @@ def test_comparison_is_seeded_and_refuses_a_non_finite_statistic():
     """Equal seeds give equal comparisons; a statistic that is NaN for the controls or the group raises."""
     cov, m = matched_world()
     values = np.random.default_rng(9).standard_normal(D_MLP)
-    a = compare_groups(mean_of(values), cov, m, "greater", LEVEL, seed=3)
-    b = compare_groups(mean_of(values), cov, m, "greater", LEVEL, seed=3)
+    a = compare_groups(mean_of(values), Adjustment(cov), m, "greater", LEVEL, seed=3)
+    b = compare_groups(mean_of(values), Adjustment(cov), m, "greater", LEVEL, seed=3)
     np.testing.assert_array_equal(a.adjusted, b.adjusted)
     np.testing.assert_array_equal(a.unmatched, b.unmatched)
     bad = values.copy()
     bad[m.groups[0, 0]] = np.nan
     with pytest.raises(ValueError, match="control group"):
-        compare_groups(mean_of(bad), cov, m, "greater", LEVEL, seed=3)
+        compare_groups(mean_of(bad), Adjustment(cov), m, "greater", LEVEL, seed=3)
     bad = values.copy()
     bad[m.specialists[0]] = np.nan
     with pytest.raises(ValueError, match="group under test"):
-        compare_groups(mean_of(bad), cov, m, "greater", LEVEL, seed=3)
+        compare_groups(mean_of(bad), Adjustment(cov), m, "greater", LEVEL, seed=3)
 
 
 def test_quadratic_adjustment_removes_a_convex_covariate_effect_that_a_line_leaves():
@@ -357,7 +358,7 @@ def test_quadratic_adjustment_removes_a_convex_covariate_effect_that_a_line_leav
     for r in range(100):
         values = score**2 + np.random.default_rng(500 + r).standard_normal(D_MLP)
         for degree in rejections:
-            rejections[degree] += compare_groups(mean_of(values), cov, m, "greater", LEVEL, seed=r, degree=degree).p <= 0.05
+            rejections[degree] += compare_groups(mean_of(values), Adjustment(cov, degree), m, "greater", LEVEL, seed=r).p <= 0.05
     assert_rate_at_least(rejections[1], 100, 0.2, TAIL, "linear adjustment's rejections")
     assert_rate_at_most(rejections[2], 100, 0.05, TAIL, "quadratic adjustment's rejections")
 
@@ -376,8 +377,8 @@ def test_sampling_gap_moves_the_tested_value_and_widens_the_null():
     assert sampling_gap(resampled[:, ::-1], np.zeros(6)).excess_variance == 0.0   # never negative
     cov, m = matched_world()
     values = np.random.default_rng(8).standard_normal(D_MLP)
-    fit = fit_controls(mean_of(values), cov, m, seed=1)
-    x_spec = cov.features(m.specialists, 1)
+    fit = fit_controls(mean_of(values), Adjustment(cov), m, seed=1)
+    x_spec = Adjustment(cov).features(m.specialists)
     plain = compare(0.5, x_spec, fit, "greater", LEVEL)
     gapped = compare(0.5, x_spec, fit, "greater", LEVEL, gap)
     assert gapped.tested == pytest.approx(0.1) and gapped.observed == 0.5 and plain.tested == 0.5

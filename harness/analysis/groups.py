@@ -30,7 +30,16 @@ every time). So the null groups are **matched** and the comparison is **adjusted
    (the specialists sit 0.6–1.0 SD beyond their neighbours, and a line extrapolates the convex
    rise too low; with the squares, 2–8%), while for C6's correlation statistics in a layer with
    one global factor the squares moved the centre so far that a truly coordinated group was
-   contradicted 32% of the time (0% linear).
+   contradicted 32% of the time (0% linear). An ``Adjustment`` may also carry the layer's common
+   factors (``harness.analysis.factors``): the groups' mean factor-predicted pair correlation and its
+   square join the regressors, in the statistic's own scale. C8 uses them (a row's share of a
+   layer-wide direction that follows something no covariate sees, such as the read norm, fooled it
+   61–100% of the time without them); for C6 they did not help (module ``harness.claims.activation``).
+   A factor feature of the specialists beyond the range of every group the fit saw makes the adjusted
+   centre an extrapolation of a line fitted elsewhere (the zoo's planted write rows: 5.5 null SDs past
+   the matched mean, effect −3.0 SD where the unadjusted comparison found +5.4), so the comparison names
+   it (``beyond_support``) and C8 does not test that matrix. ``GroupComparison.extrapolation`` records
+   how far the fit moved the matched centre, in null SDs.
 5. Sampling (``sampling_gap``, optional): a statistic estimated from positions (a correlation
    matrix) is noisier for a group whose own activations are heavier-tailed or more dependent
    between positions than its controls', and for a non-linear statistic (the participation
@@ -60,6 +69,8 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 from scipy.stats import norm, rankdata
 
+from harness.analysis.factors import FEATURE_NAMES as FACTOR_FEATURES
+from harness.analysis.factors import LayerFactors
 from harness.analysis.stats import empirical_p
 
 Direction = Literal["greater", "less"]
@@ -121,6 +132,27 @@ class NeuronCovariates:
             raise ValueError(f"the adjustment's degree must be 1 or 2, got {degree}")
         s = self.scores[np.asarray(groups, dtype=np.int64)]
         return s.mean(-2) if degree == 1 else np.concatenate([s.mean(-2), (s**2 - 1.0).mean(-2)], axis=-1)
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """What the adjustment (step 4) regresses a group statistic on: the ``covariates``' group features at
+    ``degree`` 1 or 2 and, when ``factors`` are given, the group's mean factor-predicted correlation and
+    squared correlation (``harness.analysis.factors``) — in the statistic's own scale, where a statistic
+    built from pairwise correlations is linear in them under the null."""
+
+    covariates: NeuronCovariates
+    degree: int = 1
+    factors: LayerFactors | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.covariates.feature_names(self.degree) + (FACTOR_FEATURES if self.factors is not None else ())
+
+    def features(self, groups: np.ndarray) -> np.ndarray:
+        """The regressors of groups ``[..., size]`` → ``[..., n_features]``."""
+        x = self.covariates.features(groups, self.degree)
+        return x if self.factors is None else np.concatenate([x, self.factors.pair_features(groups)], axis=-1)
 
 
 def neuron_covariates(acts: np.ndarray, write_norm: np.ndarray, specialists: Sequence[int] | np.ndarray
@@ -239,7 +271,8 @@ class ControlFit:
     ``null`` ``[n]`` the matched groups' values and ``x_null`` ``[n, n_features]`` their features
     (``NeuronCovariates.features``); ``coef`` the regression slope per feature (fitted on matched and
     uniform groups);
-    ``uniform`` ``[n]`` the uniform groups' values (the unmatched comparison).
+    ``uniform`` ``[n]`` the uniform groups' values (the unmatched comparison); ``support`` ``[2, n_features]``
+    the least and greatest value of each feature over the groups the fit saw.
     """
 
     null: np.ndarray
@@ -249,7 +282,13 @@ class ControlFit:
     residuals: np.ndarray
     names: tuple[str, ...]
     centre_variance: float
-    degree: int
+    support: np.ndarray
+
+    def beyond_support(self, x_group: np.ndarray) -> tuple[str, ...]:
+        """The factor features (``harness.analysis.factors``) of ``x_group`` outside the range of every group
+        the fit saw: there the adjusted centre is an extrapolation of a line fitted elsewhere."""
+        return tuple(name for name, value, lo, hi in zip(self.names, x_group, *self.support)
+                     if name in FACTOR_FEATURES and not lo <= value <= hi)
 
     def centre(self, x_group: np.ndarray) -> float:
         """The matched draws' mean moved to features ``x_group`` ``[n_features]`` along the fit."""
@@ -262,40 +301,41 @@ class ControlFit:
         return self.centre(x_group) + spread * self.residuals
 
 
-def _fit(statistic: GroupStatistic, cov: NeuronCovariates, groups: np.ndarray, n_uniform: int, exclude: np.ndarray,
-         seed: int, degree: int) -> ControlFit:
+def _fit(statistic: GroupStatistic, adjustment: Adjustment, groups: np.ndarray, n_uniform: int,
+         exclude: np.ndarray, seed: int) -> ControlFit:
     """The statistic on ``groups`` (matched) and on ``n_uniform`` uniform groups, and the regression on both."""
-    uniform_ids = random_groups(cov.n_neurons, groups.shape[1], exclude, n_uniform, seed)
+    uniform_ids = random_groups(adjustment.covariates.n_neurons, groups.shape[1], exclude, n_uniform, seed)
     null = np.asarray(statistic(groups), dtype=float)
     uniform = np.asarray(statistic(uniform_ids), dtype=float)
     if not (np.isfinite(null).all() and np.isfinite(uniform).all()):
         raise ValueError("the group statistic is not finite for every control group")
-    x_null, x_uniform = cov.features(groups, degree), cov.features(uniform_ids, degree)
+    x_null, x_uniform = adjustment.features(groups), adjustment.features(uniform_ids)
     design = np.column_stack([np.ones(null.size + uniform.size), np.vstack([x_null, x_uniform])])
     fitted = np.linalg.lstsq(design, np.concatenate([null, uniform]), rcond=None)[0]
     residuals = uniform - fitted[0] - x_uniform @ fitted[1:]
-    return ControlFit(null, x_null, fitted[1:], uniform, residuals - residuals.mean(), cov.feature_names(degree), 0.0,
-                      degree)
+    seen = np.vstack([x_null, x_uniform])
+    return ControlFit(null, x_null, fitted[1:], uniform, residuals - residuals.mean(), adjustment.names, 0.0,
+                      np.stack([seen.min(0), seen.max(0)]))
 
 
-def fit_controls(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups, seed: int,
-                 degree: int = 1) -> ControlFit:
-    """Evaluate ``statistic`` on the matched groups and on as many uniform groups (seeded), fit the adjustment
-    of ``degree`` 1 or 2, and measure how uncertain the adjusted matched centre is (module docstring, step 4).
+def fit_controls(statistic: GroupStatistic, adjustment: Adjustment, matched: MatchedGroups, seed: int) -> ControlFit:
+    """Evaluate ``statistic`` on the matched groups and on as many uniform groups (seeded), fit the
+    ``adjustment``, and measure how uncertain the adjusted matched centre is (module docstring, step 4).
 
     The centre rests on a few dozen neighbours and on slopes fitted to noisy group statistics: the whole
     fit is repeated on ``CENTRE_SPLITS`` pairs of disjoint halves of the neighbour pools (each with its own
     uniform groups), and the variance of the two halves' centres' gap, divided by 4, is the centre's.
     """
+    cov = adjustment.covariates
     spec, groups = matched.specialists, matched.groups
     exclude = np.union1d(np.setdiff1d(np.arange(cov.n_neurons), cov.usable), spec)
-    fit = _fit(statistic, cov, groups, groups.shape[0], exclude, seed, degree)
-    x_spec = cov.features(spec, degree)
+    fit = _fit(statistic, adjustment, groups, groups.shape[0], exclude, seed)
+    x_spec = adjustment.features(spec)
     n_half = max(8, groups.shape[0] // 4)
     gaps = []
     for s in range(CENTRE_SPLITS):
         halves = matched.split_draws(n_half, seed + 1 + s)
-        centres = [_fit(statistic, cov, h, n_half, exclude, seed + 1000 + 2 * s + i, degree).centre(x_spec)
+        centres = [_fit(statistic, adjustment, h, n_half, exclude, seed + 1000 + 2 * s + i).centre(x_spec)
                    for i, h in enumerate(halves)]
         gaps.append(centres[0] - centres[1])
     # each half draws on half the neighbours: Var(half centre) ≈ 2 Var(centre), Var(gap) ≈ 4 Var(centre)
@@ -348,7 +388,9 @@ class GroupComparison:
     ``direction``; ``effect`` and ``effect_ci`` in SDs of the adjusted null and ``shift_ci`` in the
     statistic's units, positive in the claim's direction (location-shift interval at
     ``ci_level``); ``unmatched_*`` the plain comparison of ``observed`` with uniform groups;
-    ``coefficients`` the adjustment slope per feature.
+    ``coefficients`` the adjustment slope per feature; ``extrapolation`` how far the fit moved the matched
+    centre, |adjusted centre − matched mean| in SDs of the adjusted null; ``beyond_support`` the factor
+    features of the group outside every control group's (``ControlFit.beyond_support``).
     """
 
     observed: float
@@ -366,6 +408,8 @@ class GroupComparison:
     unmatched_effect: float
     coefficients: dict[str, float]
     sampling: SamplingGap | None = None
+    extrapolation: float = 0.0
+    beyond_support: tuple[str, ...] = ()
 
     def null_band(self) -> tuple[float, float]:
         """The adjusted null's central interval at ``ci_level`` (statistic's units)."""
@@ -418,15 +462,17 @@ def compare(observed: float, x_group: np.ndarray, fit: ControlFit, direction: Di
         ci_level=level, unmatched=fit.uniform, unmatched_p=empirical_p(observed, fit.uniform, direction),
         unmatched_effect=_standardised(observed, fit.uniform, sign),
         coefficients={name: float(c) for name, c in zip(fit.names, fit.coef)}, sampling=sampling,
+        extrapolation=float(abs(fit.centre(x_group) - np.mean(fit.null)) / sd) if sd > 0 else float("inf"),
+        beyond_support=fit.beyond_support(x_group),
     )
 
 
-def compare_groups(statistic: GroupStatistic, cov: NeuronCovariates, matched: MatchedGroups,
-                   direction: Direction, level: float, seed: int, sampling: SamplingGap | None = None,
-                   degree: int = 1) -> GroupComparison:
-    """``statistic`` of ``matched.specialists`` against the matched groups, adjusted at ``degree`` (module
+def compare_groups(statistic: GroupStatistic, adjustment: Adjustment, matched: MatchedGroups,
+                   direction: Direction, level: float, seed: int, sampling: SamplingGap | None = None
+                   ) -> GroupComparison:
+    """``statistic`` of ``matched.specialists`` against the matched groups, with the ``adjustment`` (module
     docstring); ``sampling`` the specialists' sampling gap (step 5), when the statistic is estimated from
     positions."""
-    fit = fit_controls(statistic, cov, matched, seed, degree)
+    fit = fit_controls(statistic, adjustment, matched, seed)
     spec = matched.specialists
-    return compare(float(statistic(spec[None])[0]), cov.features(spec, degree), fit, direction, level, sampling)
+    return compare(float(statistic(spec[None])[0]), adjustment.features(spec), fit, direction, level, sampling)

@@ -31,7 +31,11 @@ Effect sizes, per claim (what "the papers' effect" means here):
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance; and
   (an independent review's) specialists whose noise shares a per-position volatility or carries
   per-sequence effects, with no shared factor, in a weakly structured layer (29% and 19% supported
-  under C6 v3, whose null did not carry the specialists' own sampling noise).
+  under C6 v3, whose null did not carry the specialists' own sampling noise); and (a second
+  review's) global loadings far below saturation (ln λ around −2 or −3), where a pair's correlation
+  grows as λ_i λ_j and the specialists lie beyond their controls (46–85% supported under C6 v4); power
+  also on a coordinated group that holds the layer's largest global loadings (contradicted 89% under
+  C6 v4: its participation ratio was extrapolated along a line).
 - C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
   vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls:
   one routing head at 25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%).
@@ -40,7 +44,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
   16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the
   layer with a loading rising as the 4th power of the write norm, or constant, while selection
   favours long write rows (41–68% supported under C8 v3, whose adjustment was linear and whose
-  balance limit was 1 SD).
+  balance limit was 1 SD); and (a second review's) a loading rising with the activation variance or
+  its square, selection ∝ variance, or with the read norm⁴ while selection favours long read rows
+  and nothing in the activations shows the read norm (61–100% supported under C8 v4).
 - C9: that shared direction growing from 0 to 0.3 over 8 checkpoints; nulls: rows moving as AR(1)
   (φ = 0.8) or a random walk, no shared direction.
 """
@@ -193,8 +199,16 @@ FAMILIES: list[Family] = [
            _groups(**WEAK_LAYER, noise_volatility=1.0), sample_sizes=GROUP_SIZES),
     Family("C6", "per-sequence noise effects, weakly structured layer", "null",
            _groups(**WEAK_LAYER, noise_sequence_share=0.8), sample_sizes=GROUP_SIZES),
+    Family("C6", "unsaturated global loadings (ln λ ≈ −2)", "null", _groups(global_level=-2.0),
+           sample_sizes=GROUP_SIZES),
+    Family("C6", "unsaturated global loadings (ln λ ≈ −3, spread 1), tight selection", "null",
+           _groups(global_level=-3.0, global_spread=1.0, selection_noise=0.3, community_loading=0.3),
+           sample_sizes=GROUP_SIZES),
     Family("C6", "coordinated group", "planted", _groups_effect("coordination", boost=10.0),
            effects=(0.3, 0.5, 0.7), effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
+    Family("C6", "coordinated group holding the top global loadings", "planted",
+           _groups_effect("coordination", boost=10.0, planted_top_loadings=True), effects=(0.5,),
+           effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
     # C7
     Family("C7", "a routing head (25%)", "null", _heads(routing_effect=25.0), sample_sizes={"heads": 24}),
     Family("C7", "heads serving rare and common targets differently (r ≈ 0.15)", "null",
@@ -215,6 +229,15 @@ FAMILIES: list[Family] = [
            _groups(**NORM_LOADING, selection_norm_power=2.0), sample_sizes=GROUP_SIZES),
     Family("C8", "constant loading on a layer-wide direction, the longest write rows selected", "null",
            _groups(row_norm_spread=0.5, row_direction_loading=0.3, selection_norm_power=6.0), sample_sizes=GROUP_SIZES),
+    Family("C8", "loading on a layer-wide direction rising with activation variance, selection ∝ variance", "null",
+           _groups(row_direction_loading=0.1, row_direction_power=1.0, row_direction_driver="variance"),
+           sample_sizes=GROUP_SIZES),
+    Family("C8", "loading on a layer-wide direction rising with activation variance², selection ∝ variance", "null",
+           _groups(row_direction_loading=0.1, row_direction_power=2.0, row_direction_driver="variance"),
+           sample_sizes=GROUP_SIZES),
+    Family("C8", "loading rising with the read norm⁴, selection ∝ read norm², read norm not in the activations",
+           "null", _groups(selection_noise=0.5, row_direction_loading=0.1, row_direction_power=4.0,
+                           row_direction_driver="read_norm", selection_norm_power=2.0), sample_sizes=GROUP_SIZES),
     Family("C8", "shared direction", "planted", _groups_effect("spike", boost=10.0), effects=(0.15, 0.3, 0.5),
            effect_name="shared-direction weight", paper_effect=0.3, sample_sizes=GROUP_SIZES),
     # C9

@@ -25,9 +25,13 @@ families' draws do not change): ``noise_volatility`` multiplies the planted grou
 per-position volatility (lognormal, this ln-SD, mean square 1) — dependence without a shared factor;
 ``noise_sequence_share`` mixes a per-sequence random effect (independent per neuron) into it;
 ``row_direction_loading`` c₀ gives every neuron's rows one direction shared by the whole matrix, with
-loading min(0.9, c₀ (n / median n)^``row_direction_power``) rising with the write norm n; and
-``selection_norm_power`` multiplies influence by (n / median n)^power, so the longest write rows are
-selected.
+loading min(0.9, c₀ (n / median n)^``row_direction_power``) rising with the write norm n (or, by
+``row_direction_driver``, with the read norm or the activation variance); and ``selection_norm_power``
+multiplies influence by (n / median n)^power, so the longest rows are selected. Of the second
+review: ``global_level`` lowers the global loadings below saturation (ln λ around −2: a pair's
+correlation then grows as λ_i λ_j, convexly in every covariate), and ``planted_top_loadings`` gives the
+planted group the layer's largest global loadings (a coordinated group whose matched controls all lie
+below it).
 """
 
 from __future__ import annotations
@@ -49,11 +53,13 @@ class GroupWorld:
     d_model: int = 256
     n_seq: int = 128
     positions_per_seq: float = 5.5
-    global_spread: float = 0.8        # σ of ln λ (loadings on the global factor, around e^−1)
+    global_spread: float = 0.8        # σ of ln λ (loadings on the global factor)
+    global_level: float = -1.0        # mean of ln λ (−2, −3: loadings far below saturation, correlations ∝ λ_i λ_j)
     n_communities: int = 8
     community_loading: float = 0.6
     group_size: int = 16              # planted group size (also the default specialist count)
     coordination: float = 0.0         # β of the planted group's own factor
+    planted_top_loadings: bool = False  # the planted group holds the layer's largest global loadings
     module_fraction: float = 0.0      # share of the planted group that forms one community of its own (1: a module)
     module_loading: float = 0.9       # loading of that module's own factor (strong enough for |r| ≥ 0.3 edges)
     boost: float = 0.0                # influence added to the planted group (0: no specialists)
@@ -63,8 +69,9 @@ class GroupWorld:
     noise_volatility: float = 0.0     # ln-SD of a per-position volatility shared by the planted group's noise
     noise_sequence_share: float = 0.0  # share of per-sequence random effects in the planted group's noise
     row_direction_loading: float = 0.0  # c₀ of one direction shared by every neuron's rows
-    row_direction_power: float = 0.0  # its loading grows as (write norm / median)^power
-    selection_norm_power: float = 0.0  # influence × (write norm / median)^power
+    row_direction_power: float = 0.0  # its loading grows as (driver / median)^power
+    row_direction_driver: str = "write_norm"  # what drives that loading: write_norm, read_norm or variance
+    selection_norm_power: float = 0.0  # influence × (driver's row norm / median)^power (a norm driver only)
 
 
 @dataclass
@@ -93,7 +100,8 @@ class SyntheticGroups:
         community = rng.integers(0, w.n_communities, size=n)
         together = int(round(w.module_fraction * w.group_size))
         community[self.planted[:together]] = w.n_communities     # a community of their own; the rest as drawn
-        lam = np.exp(-1.0 + w.global_spread * rng.standard_normal(n))
+        lam = _top_to(np.exp(w.global_level + w.global_spread * rng.standard_normal(n)),
+                      self.planted if w.planted_top_loadings else None)
         gam = np.full(n, w.community_loading)
         gam[self.planted[:together]] = w.module_loading
         beta = np.zeros(n)
@@ -109,10 +117,10 @@ class SyntheticGroups:
         per_seq = variance[None] * np.exp(w.selection_noise * rng.standard_normal((w.n_seq, n)))
         per_seq[:, self.planted] += w.boost * np.median(variance)
         if self.rows is None:
-            self.rows = _shared_row_direction(weight_rows(w, self.planted, rng), w, review)
-        ratio = np.linalg.norm(self.rows["write"], axis=1) / np.median(np.linalg.norm(self.rows["write"], axis=1))
-        self._influence = SequenceInfluence(per_seq * ratio[None] ** w.selection_norm_power * 1e-3,
-                                            counts.astype(float))
+            self.rows = _shared_row_direction(weight_rows(w, self.planted, rng), w, variance, review)
+        ratio = _relative(self.rows, variance, w.row_direction_driver)
+        power = w.selection_norm_power if w.row_direction_driver != "variance" else 0.0
+        self._influence = SequenceInfluence(per_seq * ratio[None] ** power * 1e-3, counts.astype(float))
 
     @property
     def n_sequences(self) -> int:
@@ -171,14 +179,37 @@ def _planted_noise(noise: np.ndarray, seq: np.ndarray, planted: np.ndarray, worl
     return noise
 
 
-def _shared_row_direction(rows: dict[str, np.ndarray], world: GroupWorld, rng: np.random.Generator
-                          ) -> dict[str, np.ndarray]:
+def _top_to(lam: np.ndarray, planted: np.ndarray | None) -> np.ndarray:
+    """The loadings ``[d_mlp]`` with the ``planted`` neurons given the largest values (the others keep the rest
+    in their order); unchanged when ``planted`` is None."""
+    if planted is None:
+        return lam
+    order = np.argsort(-lam, kind="stable")
+    out = np.empty_like(lam)
+    out[planted] = lam[order[: planted.size]]
+    out[np.setdiff1d(np.arange(lam.size), planted)] = lam[np.sort(order[planted.size:])]
+    return out
+
+
+def _relative(rows: dict[str, np.ndarray], variance: np.ndarray, driver: str) -> np.ndarray:
+    """Each neuron's ``driver`` (its write or read row norm, or activation variance) over the layer's median."""
+    if driver == "variance":
+        value = variance
+    elif driver in ("write_norm", "read_norm"):
+        value = np.linalg.norm(rows[driver.removesuffix("_norm")], axis=1)
+    else:
+        raise ValueError(f"row_direction_driver must be write_norm, read_norm or variance, got {driver!r}")
+    return value / np.median(value)
+
+
+def _shared_row_direction(rows: dict[str, np.ndarray], world: GroupWorld, variance: np.ndarray,
+                          rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Every neuron's rows moved towards one direction per matrix (random sign per neuron), at a loading that
-    rises with the write norm (module docstring); row norms are kept."""
+    rises with the world's driver (module docstring); row norms are kept."""
     if world.row_direction_loading <= 0:
         return rows
-    norm = np.linalg.norm(rows["write"], axis=1)
-    loading = np.minimum(0.9, world.row_direction_loading * (norm / np.median(norm)) ** world.row_direction_power)
+    ratio = _relative(rows, variance, world.row_direction_driver)
+    loading = np.minimum(0.9, world.row_direction_loading * ratio ** world.row_direction_power)
     out = {}
     for name, w in rows.items():
         length = np.linalg.norm(w, axis=1, keepdims=True)

@@ -6,6 +6,14 @@ compare the specialists with matched control groups, adjusted for what remains o
 covariate imbalance (``harness.analysis.groups``). When the specialists' covariates cannot be
 matched (an SMD above ``match_max_smd``) the claim is inconclusive: the specialists cannot be
 told apart from their activation statistics.
+
+C6's adjustment is on the covariates only. The layer-factor features that mend C8 (predicted pair
+correlations, ``harness.analysis.factors``) were measured for C6 against the second review's
+unsaturated global loadings (ln λ ≈ −2, no planted group; 72% supported under v4) and made it worse
+or only partly better: the mean-correlation test alone rejected 62% of the time with the cross-fitted
+factors (their span misses a few per cent of the global factor, more for the top-loading specialists
+than for their controls), 40% with the pool's mean direction added, 15% with the mean direction alone,
+which in turn broke the global-factor null with tight selection (13% supported). Open in README.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from harness.analysis.dimension import (
 )
 from harness.analysis.groups import (
     SAMPLING_GROUPS,
+    Adjustment,
     GroupComparison,
     GroupStatistic,
     MatchedGroups,
@@ -121,6 +130,7 @@ def comparison_fields(record: ClaimRecord, name: str, comp: GroupComparison) -> 
     record.p_values.update({name: comp.p, f"{name}_unmatched": comp.unmatched_p})
     record.null[name] = summarize_null(comp.adjusted)
     record.details[f"{name}_adjustment"] = comp.coefficients
+    record.statistics[f"{name}_extrapolation"] = comp.extrapolation
     if comp.sampling is not None:
         record.statistics[f"{name}_tested"] = comp.tested
         record.details[f"{name}_sampling"] = comp.sampling.fields()
@@ -150,8 +160,8 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
     kind = "signed" if settings["coactivation_graph"] == "signed" else "thresholded"
     labels = layer_partitions(group.x, kind=kind, threshold=settings["coactivation_threshold"],
                               seeds=range(settings["louvain_seeds"]))
-    comp = compare_groups(lambda g: coassignment(labels, g), group.covariates, group.matched, "greater", level,
-                          settings["seed"])
+    comp = compare_groups(lambda g: coassignment(labels, g), Adjustment(group.covariates), group.matched, "greater",
+                          level, settings["seed"])
     expected = float(np.mean(comp.adjusted))
     n_communities = float(np.mean([np.unique(row).size for row in labels]))
     record.statistics.update(coassignment=comp.observed, coassignment_expected=expected,
@@ -242,9 +252,9 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         return mean_offdiagonal(group_correlations(acts, g))
 
     gaps = _sampling_gaps(group, halves, pr, corr, settings)
-    dim = compare_groups(pr, group.covariates, group.matched, "less", level, settings["seed"],
-                         gaps["participation_ratio"])
-    co = compare_groups(corr, group.covariates, group.matched, "greater", level, settings["seed"], gaps["mean_corr"])
+    adjustment = Adjustment(group.covariates)
+    dim = compare_groups(pr, adjustment, group.matched, "less", level, settings["seed"], gaps["participation_ratio"])
+    co = compare_groups(corr, adjustment, group.matched, "greater", level, settings["seed"], gaps["mean_corr"])
     comparison_fields(record, "participation_ratio", dim)
     comparison_fields(record, "mean_corr", co)
     spec_eigs = eigenvalues(group_correlations(acts, acts.specialists))[0]

@@ -155,6 +155,10 @@ SETTINGS: dict[str, Setting] = {
                   "0.7: 0 of 40 supported without any limit); beyond it the adjustment is an extrapolation a null "
                   "can break: one direction in every row at a constant loading, specialists selected as the "
                   "longest write rows (SMD 0.92–1.05), left C8 supported 15% of the time at a limit of 1"),
+        _count("layer_factors", 8, "C8, C9: most common directions of each final-MLP matrix's "
+               "rows whose predicted row correlations the adjustment regresses on; only directions above the "
+               "Marchenko–Pastur edge of independent rows count, so the default is a cap, not a choice",
+               low=0),
         # -- C5 -------------------------------------------------------------------------------
         _count("louvain_seeds", 10, "C5: Louvain runs on the layer's co-activation graph"),
         _fraction("coactivation_threshold", 0.3, "C5: |r| at or above which two neurons share an edge"),

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.groups import ControlFit, compare, fit_controls
+from harness.analysis.factors import layer_factors
+from harness.analysis.groups import Adjustment, ControlFit, compare, fit_controls
 from harness.analysis.spectra import RowGroups, hill_k
 from harness.analysis.stats import bootstrap_indices, holm, summarize_null
 from harness.claims.activation import group_setting
@@ -28,9 +29,12 @@ from harness.records import ClaimRecord
 # The adjustment for the matched groups is quadratic in the covariate scores (harness.analysis.groups, step 4):
 # a row's share of a layer-wide direction can grow faster than linearly with its write norm, and a line
 # fitted to the controls then under-corrects specialists selected on write norm (C8 v3: 41–68% supported).
+# It also regresses on the row correlations the matrix's own common directions predict for a group
+# (harness.analysis.factors): a share that follows something no covariate sees (the read norm, a power of
+# the activation variance) fooled C8 v4 61–100% of the time.
 ADJUSTMENT_DEGREE = 2
 _SETTINGS = ("alpha", "seed", "n_null", "hill_k_fraction", "selection_fraction", "specialist_fraction",
-             "min_specialists", "match_neighbours", "match_max_smd")
+             "min_specialists", "match_neighbours", "match_max_smd", "layer_factors")
 
 
 def _tail_statistic(rows: np.ndarray, k_fraction: float):
@@ -46,14 +50,16 @@ def _tail_statistic(rows: np.ndarray, k_fraction: float):
 
 
 @claim(
-    "C8", "specialists_heavy_tailed", scope="subject", rule_version=4,
+    "C8", "specialists_heavy_tailed", scope="subject", rule_version=5,
     statement="Specialist weight spectra are more heavy-tailed than those of comparable neurons.",
     rule="the tail index γ = 1/α of the group Hill estimate of the specialists' rows of every final-MLP matrix "
          "(read or gate+up, and write) against matched control groups of the same size, adjusted quadratically in "
-         "their covariate scores: supported when "
+         "their covariate scores and linearly in the row correlations the matrix's common directions predict for "
+         "them (cross-fitted, at most layer_factors); a matrix whose specialists' predicted correlations lie outside "
+         "those of every control group is not tested (the adjusted null would be an extrapolation): supported when "
          "the specialists' γ is higher (α lower) with Holm-adjusted empirical p < alpha on at least one matrix; "
-         "contradicted when on every matrix the 1 − 2α location-shift interval of the effect lies below "
-         "c8_min_z null SDs; inconclusive otherwise or when matching fails.",
+         "contradicted when every matrix is tested and on each the 1 − 2α location-shift interval of the effect lies "
+         "below c8_min_z null SDs; inconclusive otherwise, when no matrix is tested or when matching fails.",
     effect="tail index γ = 1/α above matched groups by ≥ c8_min_z null SDs",
     paper="α = 1.57–4.30 vs control 6.37–9.33 (abstract; the raw index, whose scale depends on n, d and k)",
     settings=(*_SETTINGS, "c8_min_z"),
@@ -75,22 +81,32 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
         return record
     comps = {}
     for name, rows in matrices.items():
-        comps[name] = compare_groups_on(rows, group, settings, level)[2]
+        comps[name] = compare_groups_on(rows, group, settings, level)[3]
         c = comps[name]
         record.statistics.update({f"alpha_{name}": 1.0 / c.observed,
                                   f"alpha_{name}_null_median": 1.0 / float(np.median(c.adjusted)),
-                                  f"gamma_{name}": c.observed, f"alpha_{name}_effect": c.effect})
+                                  f"gamma_{name}": c.observed, f"alpha_{name}_effect": c.effect,
+                                  f"alpha_{name}_extrapolation": c.extrapolation})
         record.ci[f"alpha_{name}_effect"] = list(c.effect_ci)
         record.ci_levels[f"alpha_{name}_effect"] = level
         record.p_values.update({f"alpha_{name}": c.p, f"alpha_{name}_unmatched": c.unmatched_p})
         record.null[f"alpha_{name}"] = summarize_null(c.adjusted)
         record.series.update({f"null_alpha_{name}": (1.0 / c.adjusted).tolist(), f"observed_alpha_{name}": 1.0 / c.observed})
-    holm_p = dict(zip(comps, holm([c.p for c in comps.values()])))
-    record.details.update(holm_across_matrices=holm_p, hill_k=hill_k(spec.size, settings["hill_k_fraction"]),
+    inside = {k: c for k, c in comps.items() if not c.beyond_support}
+    record.details["beyond_support"] = {k: list(c.beyond_support) for k, c in comps.items() if c.beyond_support}
+    record.details.update(hill_k=hill_k(spec.size, settings["hill_k_fraction"]),
                           weightwatcher_layer_alpha=source.layer_alphas(),
                           note="raw Hill index (no +1), comparable with the papers only at equal n, d and k")
     record.sample_sizes.update(d_model=int(next(iter(matrices.values())).shape[1]))
-    best = min(comps, key=lambda k: holm_p[k])
+    if not inside:
+        record.undecided("the specialists' rows share the layer's common directions beyond every control group",
+                         f"{source.label}: on every matrix the row correlations the layer's common directions predict "
+                         "for the specialists lie outside those of every control group, so the adjusted null would "
+                         f"be an extrapolation ({record.details['beyond_support']})")
+        return record
+    holm_p = dict(zip(inside, holm([c.p for c in inside.values()])))
+    record.details["holm_across_matrices"] = holm_p
+    best = min(inside, key=lambda k: holm_p[k])
     c = comps[best]
     record.headline = headline(f"Hill α of the {best} rows below matched groups", c.effect, c.effect_ci, level,
                                null_band=c.effect_band(), smallest_effect=minimum, paper=CLAIMS["C8"].paper,
@@ -99,40 +115,48 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
                                           "are on another n and d", units="null SDs")
     record.decide(
         {"lower_alpha_holm": min(holm_p.values()) < alpha},
-        {"every_matrix_below_smallest_effect": all(v.effect_ci[1] < minimum for v in comps.values())},
+        {"every_matrix_below_smallest_effect": len(inside) == len(comps)
+         and all(v.effect_ci[1] < minimum for v in comps.values())},
         f"{source.label}: Hill α of {spec.size} specialists vs matched groups — " + "; ".join(
             f"{k}: {1 / v.observed:.2f} vs {1 / np.median(v.adjusted):.2f} ({v.effect:+.2f} SD, Holm p {holm_p[k]:.3g})"
+            if k in inside else f"{k}: not tested (its common-direction features lie beyond every control group)"
             for k, v in comps.items()) + f"; paper: {CLAIMS['C8'].paper}",
     )
     return record
 
 
 def compare_groups_on(rows: np.ndarray, group, settings: dict[str, Any], level: float):
-    """The specialists' tail index γ on ``rows`` against the group setting's matched groups: the statistic,
-    the fitted controls and the comparison."""
+    """The specialists' tail index γ on ``rows`` ``[d_mlp, d]`` against the group setting's matched groups: the
+    statistic, the adjustment, the fitted controls and the comparison."""
     statistic = _tail_statistic(rows, settings["hill_k_fraction"])
-    fit = fit_controls(statistic, group.covariates, group.matched, settings["seed"], ADJUSTMENT_DEGREE)
     spec = group.matched.specialists
-    comparison = compare(float(statistic(spec[None])[0]), group.covariates.features(spec, ADJUSTMENT_DEGREE), fit,
-                         "greater", level)
-    return statistic, fit, comparison
+    pool = np.setdiff1d(group.covariates.usable, spec)
+    adjustment = Adjustment(group.covariates, ADJUSTMENT_DEGREE,
+                            layer_factors(rows.T, pool, settings["layer_factors"], settings["seed"]))
+    fit = fit_controls(statistic, adjustment, group.matched, settings["seed"])
+    comparison = compare(float(statistic(spec[None])[0]), adjustment.features(spec), fit, "greater", level)
+    return statistic, adjustment, fit, comparison
 
 
 def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple[float, np.ndarray]:
-    """The specialists' Hill-α effect (mean over matrices, null SDs, positive = heavier-tailed) at one
-    checkpoint with the group size fixed, and its bootstrap: the selection half's sequences are
+    """The specialists' Hill-α effect (mean over the matrices where the adjustment does not extrapolate — whose
+    factor features lie within the control groups' — null SDs, positive = heavier-tailed) at one checkpoint with
+    the group size fixed, and its bootstrap: the selection half's sequences are
     resampled (the same draws at every checkpoint), the top-K reselected, and each resampled group
     compared with the same matched null moved to its covariates."""
     d_mlp = source.mlp_weights().write.shape[0]
     spec = select_specialists(source, settings, fixed_size=top_k_size(d_mlp, settings))
     group = group_setting(source, settings, spec)
     level = ci_level(settings)
-    fits: dict[str, tuple[Any, ControlFit]] = {}
+    fits: dict[str, tuple[Any, Adjustment, ControlFit]] = {}
     effects = []
     for name, rows in source.mlp_weights().matrices().items():
-        statistic, fit, comparison = compare_groups_on(rows, group, settings, level)
-        fits[name] = (statistic, fit)
-        effects.append(comparison.effect)
+        statistic, adjustment, fit, comparison = compare_groups_on(rows, group, settings, level)
+        if not comparison.beyond_support:
+            fits[name] = (statistic, adjustment, fit)
+            effects.append(comparison.effect)
+    if not fits:
+        raise ValueError("on every matrix the specialists' common-direction features lie beyond every control group")
     influence = source.rare_influence()
     a = spec.selection_sequences
     draws = a[bootstrap_indices(a.size, settings["n_bootstrap"], settings["seed"])]
@@ -140,20 +164,20 @@ def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple
     usable = np.isin(np.arange(curves.shape[1]), group.covariates.usable)
     ranked = np.argsort(-np.where(np.isfinite(curves) & usable[None], curves, -np.inf), axis=1, kind="stable")
     ids = np.sort(ranked[:, : spec.size], axis=1)                          # [B, K] reselected groups
-    x_groups = group.covariates.features(ids, ADJUSTMENT_DEGREE)           # [B, n_features]
     boot = np.zeros(ids.shape[0])
-    for statistic, fit in fits.values():
-        adjusted = np.stack([fit.adjusted(x) for x in x_groups])                            # [B, n_null]
+    for statistic, adjustment, fit in fits.values():
+        adjusted = np.stack([fit.adjusted(x) for x in adjustment.features(ids)])            # [B, n_null]
         boot += (statistic(ids) - np.median(adjusted, axis=1)) / np.std(adjusted, axis=1, ddof=1)
     boot /= len(fits)
     return float(np.mean(effects)), boot
 
 
 @claim(
-    "C9", "tails_grow_in_training", scope="trajectory", rule_version=5,
+    "C9", "tails_grow_in_training", scope="trajectory", rule_version=6,
     statement="The spectral separation between specialists and comparable neurons grows through training.",
     rule="at each checkpoint the top-K specialists (K fixed along the trajectory) are compared with matched "
-         "groups and their Hill-tail effect standardised (mean over matrices, null SDs); supported when the "
+         "groups and their Hill-tail effect standardised (mean over the matrices C8's rule tests, null SDs; a "
+         "checkpoint where it tests none is dropped); supported when the "
          "1 − 2α CI of the late − early change (bootstrap resampling the selection sequences jointly across "
          "checkpoints widened by the null variance, or t over training seeds) lies above 0, C8 is not "
          "supported at the first checkpoint (the separation arose in training) and C8 is supported at the last; "
