@@ -5,12 +5,16 @@ activations, its mean squared correlation, the spectrum of its weight rows — i
 that the group is nothing special, what the layer's common factors make it: a pair of neurons
 that both load on a layer-wide factor correlates by the product of their loadings. That product
 is not linear in any per-neuron covariate (with loadings λ far below saturation a pair's
-correlation grows as λ_i λ_j, convexly in each neuron's variance), so a regression on the group's
-mean covariates extrapolates it wrongly for specialists that lie beyond their matched controls (an
-independent review: C6 supported 46–85% with no planted group, and a truly coordinated group at
-the top loadings contradicted 89%). Its own scale is the right one: ``pair_features`` gives every
-group the mean over its pairs of the factor-predicted correlation b_i·b_j and of its square, and
-the group comparison (``harness.analysis.groups``) regresses on them.
+correlation grows as λ_i λ_j, convexly in each neuron's variance), and a row's share of a layer-wide
+direction can follow something no covariate sees (the read norm), so a regression on the group's
+mean covariates gets it wrong for specialists that lie beyond their matched controls (an independent
+review: C8 v4 supported 61–100% of the time on such rows with nothing planted). Its own scale is the
+right one: ``pair_features`` gives every group the mean over its pairs of the factor-predicted
+correlation b_i·b_j and of its square, and the group comparison (``harness.analysis.groups``)
+regresses on them. C8 uses this on each matrix's rows. For C6's activations it was measured and not
+adopted: on the same review's unsaturated global loadings the span fitted on a third of the layer
+misses a few per cent of the global factor, more for the top-loading specialists than for their
+controls, and the test still rejected about half the time (``harness.claims.activation``).
 
 Factors: the columns of ``samples`` ``[n_obs, n_neurons]`` (activations over positions, or weight
 rows transposed, coordinates as observations) are z-scored, and the factors are the leading left
