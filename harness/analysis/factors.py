@@ -14,7 +14,8 @@ correlation b_i·b_j and of its square, and the group comparison (``harness.anal
 regresses on them. C8 uses this on each matrix's rows. For C6's activations it was measured and not
 adopted: on the same review's unsaturated global loadings the span fitted on a third of the layer
 misses a few per cent of the global factor, more for the top-loading specialists than for their
-controls, and the test still rejected about half the time (``harness.claims.activation``).
+controls, and the test still rejected about half the time; C6 subtracts an unattenuated estimate of
+the implied correlations instead (``harness.analysis.instruments``).
 
 Factors: the columns of ``samples`` ``[n_obs, n_neurons]`` (activations over positions, or weight
 rows transposed, coordinates as observations) are z-scored, and the factors are the leading left

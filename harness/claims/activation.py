@@ -7,13 +7,13 @@ covariate imbalance (``harness.analysis.groups``). When the specialists' covaria
 matched (an SMD above ``match_max_smd``) the claim is inconclusive: the specialists cannot be
 told apart from their activation statistics.
 
-C6's adjustment is on the covariates only. The layer-factor features that mend C8 (predicted pair
-correlations, ``harness.analysis.factors``) were measured for C6 against the second review's
-unsaturated global loadings (ln λ ≈ −2, no planted group; 72% supported under v4) and made it worse
-or only partly better: the mean-correlation test alone rejected 62% of the time with the cross-fitted
-factors (their span misses a few per cent of the global factor, more for the top-loading specialists
-than for their controls), 40% with the pool's mean direction added, 15% with the mean direction alone,
-which in turn broke the global-factor null with tight selection (13% supported). Open in README.
+C6 tests coordination beyond the layer's common factors: each pair's correlation less the one the
+layer's factors imply (``harness.analysis.instruments``, the triad estimate with instruments from the
+rest of the layer fitted on the other half of the test sequences). Raw correlations failed the second
+review's unsaturated global loadings (ln λ ≈ −2, −3: top-loading specialists correlate by λ_i λ_j, convexly
+beyond every matched control; C6 v4 supported 67.5% and 82.5%), and so did regressing on factor-predicted
+correlations or the layer's mean direction (their span misses the part of the factor the specialists
+share: 15–62%); the excess correlation is ≈ 0 for any group the null describes, whatever its loadings.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.coactivation import (
+    GroupActivations,
     community_layout,
     coassignment,
     group_correlations,
@@ -39,6 +40,7 @@ from harness.analysis.dimension import (
     participation_ratio,
     split_half_participation_ratio,
 )
+from harness.analysis.instruments import LayerInstruments, bridges, excess_correlations, layer_instruments
 from harness.analysis.groups import (
     SAMPLING_GROUPS,
     Adjustment,
@@ -66,14 +68,16 @@ _GROUP_SETTINGS = ("seed", "n_null", "selection_fraction", "specialist_fraction"
 @dataclass(frozen=True)
 class GroupSetting:
     """Everything a group claim compares with: the specialists, the test-half activations ``x``
-    ``[n_test_positions, d_mlp]`` with their sequence ids ``seq`` ``[n_test_positions]``, the covariates
-    and the matched control groups."""
+    ``[n_test_positions, d_mlp]`` with their sequence ids ``seq`` ``[n_test_positions]``, the covariates,
+    the matched control groups, and the selection half's activations ``x_selection``
+    ``[n_selection_positions, d_mlp]`` (C6 fits its instruments' weights there, on data the test does not use)."""
 
     specialists: Specialists
     x: np.ndarray
     seq: np.ndarray
     covariates: NeuronCovariates
     matched: MatchedGroups
+    x_selection: np.ndarray
 
     def balance_fields(self) -> dict[str, Any]:
         return {"smd": self.matched.smd, "max_abs_smd": self.matched.max_abs_smd,
@@ -90,7 +94,7 @@ def group_setting(source: Evidence, settings: dict[str, Any], specialists: Speci
         cov = neuron_covariates(x_test, source.mlp_weights().write_norm, spec.ids)
         usable = spec.ids[np.isin(spec.ids, cov.usable)]
         matched = matched_groups(cov, usable, settings["n_null"], settings["match_neighbours"], settings["seed"])
-        return GroupSetting(spec, x_test, np.asarray(seq)[in_test], cov, matched)
+        return GroupSetting(spec, x_test, np.asarray(seq)[in_test], cov, matched, x[~in_test])
     key = settings_key("group_setting" if specialists is None else f"group_setting:{specialists.ids.tolist()}", settings)
     return memoized(source, key, make)
 
@@ -223,18 +227,21 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 
 # -- C6 -----------------------------------------------------------------------------------------
 @claim(
-    "C6", "specialists_coordinated", scope="subject", rule_version=4,
+    "C6", "specialists_coordinated", scope="subject", rule_version=5,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
-    rule="on test-half activations, against matched and adjusted control groups: the split-half participation "
-         "ratio (Σr² as Σ r^A r^B over two halves of the test sequences) and the mean pairwise correlation, each "
-         "corrected for the specialists' own sampling noise (bootstrap over test sequences: their bias beyond "
-         "matched groups' subtracted, their excess variance added to the null's); supported when the participation "
+    rule="on test-half activations, each pair's correlation beyond the layer's common factors (observed r less the "
+         "one the factors imply by the triad estimate, instruments from the rest of the layer with weights fitted "
+         "on the other half of the test sequences, at most c6_factors per part), against matched and adjusted "
+         "control groups: the split-half participation ratio of those matrices (Σe² as Σ e^A e^B over the two "
+         "halves) and their mean off-diagonal entry, each corrected for the specialists' own sampling noise "
+         "(bootstrap over test sequences with the implied correlations recomputed: their bias beyond matched "
+         "groups' subtracted, their excess variance added to the null's); supported when the participation "
          "ratio is lower (p < alpha) and the mean correlation higher (p < alpha); contradicted when the 1 − 2α "
          "location-shift interval of either effect lies below c6_min_z null SDs; inconclusive otherwise or when "
          "matching fails.",
     effect="coordination above matched groups ≥ c6_min_z null SDs (both statistics)",
     paper="\"reduced effective dimensionality\" (abstract)",
-    settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", *_GROUP_SETTINGS),
+    settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", "c6_factors", *_GROUP_SETTINGS),
 )
 def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record, group = start_group_record("C6", source, settings)
@@ -242,16 +249,23 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         return record
     level, alpha, minimum = ci_level(settings), settings["alpha"], settings["c6_min_z"]
     acts = prepare_activations(group.x, group.matched.specialists)
-    halves = _sequence_halves(group.seq, settings["seed"])
-    half_acts = [acts.subset(np.isin(group.seq, units)) for units in halves]
+    halves = _layer_halves(group, acts, settings)
+
+    excess: dict[bytes, list[np.ndarray]] = {}   # both statistics see the same control groups: compute once
+
+    def excess_of(g: np.ndarray) -> list[np.ndarray]:
+        key = np.ascontiguousarray(g).tobytes() + bytes(str(g.shape), "ascii")
+        if key not in excess:
+            excess[key] = [h.excess(g) for h in halves]
+        return excess[key]
 
     def pr(g: np.ndarray) -> np.ndarray:
-        return split_half_participation_ratio(*(group_correlations(a, g) for a in half_acts))
+        return split_half_participation_ratio(*excess_of(g))
 
     def corr(g: np.ndarray) -> np.ndarray:
-        return mean_offdiagonal(group_correlations(acts, g))
+        return np.mean([mean_offdiagonal(e) for e in excess_of(g)], axis=0)
 
-    gaps = _sampling_gaps(group, halves, pr, corr, settings)
+    gaps = _sampling_gaps(group, halves, settings)
     adjustment = Adjustment(group.covariates)
     dim = compare_groups(pr, adjustment, group.matched, "less", level, settings["seed"], gaps["participation_ratio"])
     co = compare_groups(corr, adjustment, group.matched, "greater", level, settings["seed"], gaps["mean_corr"])
@@ -260,9 +274,12 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
     spec_eigs = eigenvalues(group_correlations(acts, acts.specialists))[0]
     record.statistics["n_components"] = int(n_components(spec_eigs, settings["variance_explained"]))
     record.statistics["sample_participation_ratio"] = float(participation_ratio(spec_eigs))
+    record.statistics["raw_mean_corr"] = float(mean_offdiagonal(group_correlations(acts, acts.specialists))[0])
+    record.details["instruments_per_part"] = [list(h.instruments.sizes) for h in halves]
     record.series["spec_eigenvalues"] = spec_eigs.tolist()
-    record.headline = headline("mean pairwise correlation above matched groups", co.effect, co.effect_ci, level,
-                               null_band=co.effect_band(), smallest_effect=minimum, paper=CLAIMS["C6"].paper,
+    record.headline = headline("mean pairwise correlation beyond the layer's factors, above matched groups",
+                               co.effect, co.effect_ci, level, null_band=co.effect_band(), smallest_effect=minimum,
+                               paper=CLAIMS["C6"].paper,
                                scale_note="null SDs of matched, adjusted groups; the paper gives no number",
                                units="null SDs")
     record.decide(
@@ -270,7 +287,8 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         {"dimension_below_smallest_effect": dim.effect_ci[1] < minimum,
          "correlation_below_smallest_effect": co.effect_ci[1] < minimum},
         f"{source.label}: participation ratio {dim.observed:.2f} vs matched {np.median(dim.adjusted):.2f} "
-        f"(p = {dim.p:.3g}, {dim.effect:+.2f} SD); mean r {co.observed:.3f} vs {np.median(co.adjusted):.3f} "
+        f"(p = {dim.p:.3g}, {dim.effect:+.2f} SD); mean r beyond the layer's factors {co.observed:.3f} vs "
+        f"{np.median(co.adjusted):.3f} "
         f"(p = {co.p:.3g}, {co.effect:+.2f} SD, CI [{co.effect_ci[0]:+.2f}, {co.effect_ci[1]:+.2f}]); unmatched "
         f"p {dim.unmatched_p:.3g} / {co.unmatched_p:.3g}; {group.specialists.size} specialists "
         f"({group.specialists.rule}); paper: {CLAIMS['C6'].paper}",
@@ -278,28 +296,61 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
     return record
 
 
-def _sequence_halves(seq: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct sequence ids of ``seq`` split into two seeded random halves (sorted ids each)."""
-    units = np.unique(seq)
-    first = np.random.default_rng(seed).permutation(units.size) < units.size // 2
-    return units[first], units[~first]
+@dataclass(frozen=True)
+class TestHalf:
+    """One half of the test sequences: its activations ``acts``, their sequence ids ``seq`` ``[n_positions]``, and
+    the layer's instruments measured there with weights fitted on the other half (``harness.analysis.instruments``)."""
+
+    acts: GroupActivations
+    seq: np.ndarray
+    instruments: LayerInstruments
+
+    def excess(self, groups: np.ndarray) -> np.ndarray:
+        """Groups' correlations beyond the layer's factors on this half ``[n_groups, size, size]``."""
+        groups = np.atleast_2d(groups)
+        return self.instruments.excess(group_correlations(self.acts, groups), groups)
+
+    def resampled_excess(self, group: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """One group's ``excess`` on bootstrap resamples of this half's sequences ``draws`` ``[B, n_units]``:
+        neurons and instruments resampled together, the instruments' weights kept → ``[B, size, size]``."""
+        inst = self.instruments
+        columns = np.hstack([self.acts.x[:, group], inst.columns(group)])
+        corr = resampled_correlations(columns, self.seq, np.arange(columns.shape[1]), draws)
+        size = group.size
+        return excess_correlations(corr[:, :size, :size], corr[:, :size, size:], inst.part[group],
+                                   bridges(corr[:, size:, size:], inst.sizes, inst.n_obs))
 
 
-def _sampling_gaps(group: GroupSetting, halves: tuple[np.ndarray, np.ndarray], pr: GroupStatistic,
-                   corr: GroupStatistic, settings: dict[str, Any]) -> dict[str, SamplingGap]:
+def _layer_halves(group: GroupSetting, acts: GroupActivations, settings: dict[str, Any]
+                  ) -> tuple[TestHalf, TestHalf]:
+    """The test sequences split into two seeded halves, each with the layer's instruments, their weights fitted
+    on the selection half's activations (other positions than either half's)."""
+    units = np.unique(group.seq)
+    first = np.random.default_rng(settings["seed"]).permutation(units.size) < units.size // 2
+    rows = [np.isin(group.seq, units[first]), np.isin(group.seq, units[~first])]
+    pool = np.setdiff1d(group.covariates.usable, group.matched.specialists)
+    return tuple(TestHalf(acts.subset(rows[h]), group.seq[rows[h]],
+                          layer_instruments(group.x_selection, group.x[rows[h]], pool, settings["c6_factors"],
+                                            settings["seed"]))
+                 for h in (0, 1))
+
+
+def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], settings: dict[str, Any]
+                   ) -> dict[str, SamplingGap]:
     """C6's two statistics on the specialists and on ``SAMPLING_GROUPS`` matched groups, recomputed on
     ``n_bootstrap`` resamples of the test sequences (each half resampled within itself, the same resamples
-    for every group): their sampling gaps (``harness.analysis.groups``, step 5)."""
+    for every group; the factors' implied correlations recomputed on each): their sampling gaps
+    (``harness.analysis.groups``, step 5)."""
     groups = np.vstack([group.matched.specialists[None], group.matched.groups[:SAMPLING_GROUPS]])
-    units = np.unique(group.seq)
-    index = [np.searchsorted(units, h) for h in halves]
-    draws = [ix[bootstrap_indices(ix.size, settings["n_bootstrap"], settings["seed"] + i)] for i, ix in enumerate(index)]
+    draws = [bootstrap_indices(np.unique(h.seq).size, settings["n_bootstrap"], settings["seed"] + i)
+             for i, h in enumerate(halves)]
     resampled = {name: np.empty((settings["n_bootstrap"], groups.shape[0]))
                  for name in ("participation_ratio", "mean_corr")}
     for g, ids in enumerate(groups):
-        r_a, r_b = (resampled_correlations(group.x, group.seq, ids, d) for d in draws)
-        resampled["participation_ratio"][:, g] = split_half_participation_ratio(r_a, r_b)
-        resampled["mean_corr"][:, g] = mean_offdiagonal(resampled_correlations(group.x, group.seq, ids,
-                                                                               np.hstack(draws)))
-    return {"participation_ratio": sampling_gap(resampled["participation_ratio"], pr(groups)),
-            "mean_corr": sampling_gap(resampled["mean_corr"], corr(groups))}
+        excess = [h.resampled_excess(ids, d) for h, d in zip(halves, draws)]
+        resampled["participation_ratio"][:, g] = split_half_participation_ratio(*excess)
+        resampled["mean_corr"][:, g] = np.mean([mean_offdiagonal(e) for e in excess], axis=0)
+    observed = [h.excess(groups) for h in halves]
+    return {"participation_ratio": sampling_gap(resampled["participation_ratio"],
+                                                split_half_participation_ratio(*observed)),
+            "mean_corr": sampling_gap(resampled["mean_corr"], np.mean([mean_offdiagonal(e) for e in observed], 0))}

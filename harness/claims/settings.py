@@ -173,6 +173,9 @@ SETTINGS: dict[str, Setting] = {
         _fraction("variance_explained", 0.95, "C6: variance share defining the number of components"),
         _positive("c6_min_z", 1.0, "C6: smallest effect of interest, specialists' coordination above matched "
                   "groups in null SDs"),
+        _count("c6_factors", 16, "C6: most instruments per pool part for the layer's common factors whose implied "
+               "correlations C6 subtracts; only directions above the largest cross-correlation between independent "
+               "neurons count, so the default is a cap, not a choice", low=0),
         # -- C7 -------------------------------------------------------------------------------
         _count("routing_layers", 3, "C7: how many of the layers that feed the final MLP are ablated (the last "
                "ones)"),
