@@ -39,7 +39,7 @@ CASES = [
     ("C3", "power-law middle on a rank grid, 4,096 neurons", 0.6, "lognormal influences (σ 1)", {"contradicted", "inconclusive"}),
     ("C4", "emerging plateau", 1.0, "drift-free random walk", {"contradicted", "inconclusive"}),
     ("C5", "dispersed specialists", 10.0, "cohesive module", {"contradicted"}),
-    ("C6", "coordinated group", 0.7, "global factor, influence ∝ variance", {"contradicted", "inconclusive"}),
+    ("C6", "coordinated group", 0.3, "global factor, influence ∝ variance", {"contradicted", "inconclusive"}),
     ("C7", "distributed heads", 5.0, "a routing head (25%)", {"contradicted"}),
     ("C8", "shared direction", 0.5, "iid rows, n 16, d 256", {"contradicted", "inconclusive"}),
     ("C9", "growing shared direction", 0.5, "AR(1) rows φ 0.8", {"contradicted", "inconclusive"}),
