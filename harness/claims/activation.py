@@ -9,7 +9,7 @@ told apart from their activation statistics.
 
 C6 tests coordination beyond the layer's common factors: each pair's correlation less the one the
 layer's factors imply (``harness.analysis.instruments``, the triad estimate with instruments from the
-rest of the layer fitted on the other half of the test sequences). Raw correlations failed the second
+rest of the layer, their weights fitted on the selection half of the sequences). Raw correlations failed the second
 review's unsaturated global loadings (ln λ ≈ −2, −3: top-loading specialists correlate by λ_i λ_j, convexly
 beyond every matched control; C6 v4 supported 67.5% and 82.5%), and so did regressing on factor-predicted
 correlations or the layer's mean direction (their span misses the part of the factor the specialists
@@ -231,7 +231,7 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
     rule="on test-half activations, each pair's correlation beyond the layer's common factors (observed r less the "
          "one the factors imply by the triad estimate, instruments from the rest of the layer with weights fitted "
-         "on the other half of the test sequences, at most c6_factors per part), against matched and adjusted "
+         "on the selection half of the sequences, at most c6_factors per part), against matched and adjusted "
          "control groups: the split-half participation ratio of those matrices (Σe² as Σ e^A e^B over the two "
          "halves) and their mean off-diagonal entry, each corrected for the specialists' own sampling noise "
          "(bootstrap over test sequences with the implied correlations recomputed: their bias beyond matched "
@@ -260,21 +260,22 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         return excess[key]
 
     def pr(g: np.ndarray) -> np.ndarray:
-        return split_half_participation_ratio(*excess_of(g))
+        return _participation_ratio(excess_of(g))
 
     def corr(g: np.ndarray) -> np.ndarray:
-        return np.mean([mean_offdiagonal(e) for e in excess_of(g)], axis=0)
+        return _mean_excess(excess_of(g))
 
-    gaps = _sampling_gaps(group, halves, settings)
+    gaps = _sampling_gaps(group, halves, pr, corr, settings)
     adjustment = Adjustment(group.covariates)
     dim = compare_groups(pr, adjustment, group.matched, "less", level, settings["seed"], gaps["participation_ratio"])
     co = compare_groups(corr, adjustment, group.matched, "greater", level, settings["seed"], gaps["mean_corr"])
     comparison_fields(record, "participation_ratio", dim)
     comparison_fields(record, "mean_corr", co)
-    spec_eigs = eigenvalues(group_correlations(acts, acts.specialists))[0]
+    spec_corr = group_correlations(acts, acts.specialists)
+    spec_eigs = eigenvalues(spec_corr)[0]
     record.statistics["n_components"] = int(n_components(spec_eigs, settings["variance_explained"]))
     record.statistics["sample_participation_ratio"] = float(participation_ratio(spec_eigs))
-    record.statistics["raw_mean_corr"] = float(mean_offdiagonal(group_correlations(acts, acts.specialists))[0])
+    record.statistics["raw_mean_corr"] = float(mean_offdiagonal(spec_corr)[0])
     record.details["instruments_per_part"] = [list(h.instruments.sizes) for h in halves]
     record.series["spec_eigenvalues"] = spec_eigs.tolist()
     record.headline = headline("mean pairwise correlation beyond the layer's factors, above matched groups",
@@ -299,7 +300,8 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
 @dataclass(frozen=True)
 class TestHalf:
     """One half of the test sequences: its activations ``acts``, their sequence ids ``seq`` ``[n_positions]``, and
-    the layer's instruments measured there with weights fitted on the other half (``harness.analysis.instruments``)."""
+    the layer's instruments measured there, their weights fitted on the selection half
+    (``harness.analysis.instruments``)."""
 
     acts: GroupActivations
     seq: np.ndarray
@@ -335,8 +337,18 @@ def _layer_halves(group: GroupSetting, acts: GroupActivations, settings: dict[st
                  for h in (0, 1))
 
 
-def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], settings: dict[str, Any]
-                   ) -> dict[str, SamplingGap]:
+def _participation_ratio(excess: list[np.ndarray]) -> np.ndarray:
+    """C6's split-half participation ratio from the two halves' excess matrices ``[..., size, size]`` each."""
+    return split_half_participation_ratio(*excess)
+
+
+def _mean_excess(excess: list[np.ndarray]) -> np.ndarray:
+    """C6's mean correlation beyond the layer's factors: the two halves' mean off-diagonal entries, averaged."""
+    return np.mean([mean_offdiagonal(e) for e in excess], axis=0)
+
+
+def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], pr: GroupStatistic,
+                   corr: GroupStatistic, settings: dict[str, Any]) -> dict[str, SamplingGap]:
     """C6's two statistics on the specialists and on ``SAMPLING_GROUPS`` matched groups, recomputed on
     ``n_bootstrap`` resamples of the test sequences (each half resampled within itself, the same resamples
     for every group; the factors' implied correlations recomputed on each): their sampling gaps
@@ -348,9 +360,7 @@ def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], setti
                  for name in ("participation_ratio", "mean_corr")}
     for g, ids in enumerate(groups):
         excess = [h.resampled_excess(ids, d) for h, d in zip(halves, draws)]
-        resampled["participation_ratio"][:, g] = split_half_participation_ratio(*excess)
-        resampled["mean_corr"][:, g] = np.mean([mean_offdiagonal(e) for e in excess], axis=0)
-    observed = [h.excess(groups) for h in halves]
-    return {"participation_ratio": sampling_gap(resampled["participation_ratio"],
-                                                split_half_participation_ratio(*observed)),
-            "mean_corr": sampling_gap(resampled["mean_corr"], np.mean([mean_offdiagonal(e) for e in observed], 0))}
+        resampled["participation_ratio"][:, g] = _participation_ratio(excess)
+        resampled["mean_corr"][:, g] = _mean_excess(excess)
+    return {"participation_ratio": sampling_gap(resampled["participation_ratio"], pr(groups)),
+            "mean_corr": sampling_gap(resampled["mean_corr"], corr(groups))}
