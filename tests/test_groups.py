@@ -296,7 +296,6 @@ def test_a_large_planted_shift_is_found_and_bracketed(direction):
     sd = np.std(comp.adjusted, ddof=1)
     assert comp.effect == pytest.approx(sign * (comp.observed - np.median(comp.adjusted)) / sd)
     np.testing.assert_allclose(comp.effect_ci, np.array(comp.shift_ci) / sd)
-    assert comp.summary()["p"] == comp.p and comp.summary()["effect_lo"] == comp.effect_ci[0]
 
 
 def test_adjustment_removes_a_planted_linear_covariate_effect():

@@ -32,6 +32,8 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
+from harness.analysis.stats import resample_counts
+
 GraphKind = Literal["absolute", "thresholded", "signed"]
 GRAPH_KINDS: tuple[str, ...] = ("absolute", "thresholded", "signed")
 MIN_GROUP_SIZE = 3
@@ -176,8 +178,7 @@ def resampled_correlations(x: np.ndarray, seq: np.ndarray, group: np.ndarray, dr
     z = (z - z.mean(0)) / np.where(z.std(0) > 0, z.std(0), 1.0)    # standardised once: no cancellation below
     n_pos, size = z.shape
     member = sparse.csr_matrix((np.ones(n_pos), (unit_of, np.arange(n_pos))), shape=(units.size, n_pos))
-    counts = np.zeros((draws.shape[0], units.size))
-    np.add.at(counts, (np.arange(draws.shape[0])[:, None], draws), 1.0)
+    counts = resample_counts(draws, units.size)
     weight = counts @ np.asarray(member.sum(axis=1)).ravel()                          # positions per resample [B]
     mean = counts @ (member @ z) / weight[:, None]                                      # [B, size]
     second = (counts @ (member @ (z[:, :, None] * z[:, None, :]).reshape(n_pos, -1))).reshape(-1, size, size)

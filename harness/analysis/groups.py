@@ -425,13 +425,6 @@ class GroupComparison:
         lo, hi = np.quantile(z, [tail, 1 - tail])
         return float(lo), float(hi)
 
-    def summary(self) -> dict[str, float]:
-        """Scalars for a record: observed value, p, effect with its interval, the unmatched comparison."""
-        return {"observed": self.observed, "tested": self.tested, "p": self.p, "effect": self.effect,
-                "effect_lo": self.effect_ci[0],
-                "effect_hi": self.effect_ci[1], "unmatched_p": self.unmatched_p,
-                "unmatched_effect": self.unmatched_effect}
-
 
 def _standardised(observed: float, null: np.ndarray, sign: float) -> float:
     sd = float(np.std(null, ddof=1))

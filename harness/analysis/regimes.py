@@ -55,7 +55,7 @@ import statsmodels.api as sm
 from powerlaw.distributions import Power_Law
 
 from harness.analysis.segments import REFINE_LEVELS, REFINE_STEPS, SegmentFit, SegmentGrid  # noqa: F401 (re-exported)
-from harness.analysis.stats import bootstrap_indices
+from harness.analysis.stats import bootstrap_indices, resample_counts
 
 FIXED_CUTS: tuple[float, float] = (3.5, 5.5)
 """The authors' fixed ln-rank boundaries between the three regimes (ranks ≈ 33 and ≈ 245)."""
@@ -334,9 +334,7 @@ def pooled_influence(seq_means: np.ndarray, seq_counts: np.ndarray, indices: np.
     over the sequences of resample r (NaN where they hold no position).
     """
     n_seq = seq_means.shape[0]
-    multiplicity = np.zeros((indices.shape[0], n_seq))
-    np.add.at(multiplicity, (np.arange(indices.shape[0])[:, None], indices), 1.0)
-    weights = multiplicity * seq_counts[None, :]
+    weights = resample_counts(indices, n_seq) * seq_counts[None, :]
     sums = weights @ np.where(seq_counts[:, None] > 0, seq_means, 0.0)
     totals = weights.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analysis.stats import pearson_rows, percentile_ci
+from harness.analysis.stats import pearson_rows, percentile_ci, resample_counts
 
 GROUPS = ("rare", "common")
 METRICS = ("activation", "loss")
@@ -63,10 +63,8 @@ def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric
     if sequences.size < 2:
         raise ValueError(f"routing effects need at least 2 sequences, got {sequences.size}")
     rng = np.random.default_rng(seed)
-    weights = np.zeros((n_bootstrap + 1, n_seq))
-    weights[0, sequences] = 1.0
     draws = sequences[rng.integers(0, sequences.size, size=(n_bootstrap, sequences.size))]
-    np.add.at(weights, (np.arange(1, n_bootstrap + 1)[:, None], draws), 1.0)
+    weights = resample_counts(np.vstack([sequences[None], draws]), n_seq)   # row 0: the observed sequences
     heads, layers = _effects(arrays, "rare", metric, weights)            # [B+1, n_la, H], [B+1, n_la]
     heads_c, _ = _effects(arrays, "common", metric, weights)
     flat = heads.reshape(n_bootstrap + 1, -1)

@@ -64,6 +64,14 @@ def bootstrap_indices(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_units, size=(n_resamples, n_units))
 
 
+def resample_counts(draws: np.ndarray, n_units: int) -> np.ndarray:
+    """How often each unit is drawn in each resample: ``[n_resamples, n_units]`` from ``draws``
+    ``[n_resamples, n]`` (unit indices, as ``bootstrap_indices`` gives)."""
+    counts = np.zeros((draws.shape[0], n_units))
+    np.add.at(counts, (np.arange(draws.shape[0])[:, None], draws), 1.0)
+    return counts
+
+
 def percentile_ci(draws: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap draws at confidence ``level`` (non-finite draws dropped)."""
     draws = np.asarray(draws, dtype=float)

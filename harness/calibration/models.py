@@ -1,8 +1,9 @@
 """Model-level calibration: the claims on real tiny models, trained with several seeds and planted.
 
-End to end, with the exact influence: the tiny zoo's GPT-NeoX family trained with three seeds
-(``neox-tiny``, ``-seed1``, ``-seed2``: no specialists were put there) and ``neox-tiny-planted``
-(``harness.zoo.planted``: 16 planted specialists, their ids known). For each family the registered
+End to end, with the exact influence: the 2-layer GPT-NeoX family (the tiny zoo model trained 512 updates)
+with three seeds (``neox-2l``, ``-seed1``, ``-seed2``: no specialists were put there) and ``neox-2l-planted``
+(``harness.zoo.planted``: 16 planted specialists, their ids known). The 32-update ``neox-tiny`` family was
+used first; no group of 16 planted neurons can reach the top of its influence ranking (``harness.zoo.planted``). For each family the registered
 procedures run through the same ``Session`` as ``harness check``; for the planted one the
 specialists the suite selects are compared with the planted ids (precision and recall).
 """
@@ -21,9 +22,9 @@ from harness.measure.cache import MeasurementCache
 from harness.measure.study import StudyConfig
 from harness.subjects import expand_subjects
 
-UNPLANTED = ("neox-tiny", "neox-tiny-seed1", "neox-tiny-seed2")
-PLANTED = "neox-tiny-planted"
-CONFIG = StudyConfig(eval=EvalSpec(n_sequences=48, seq_len=64), min_rare_positions=100)
+UNPLANTED = ("neox-2l", "neox-2l-seed1", "neox-2l-seed2")
+PLANTED = "neox-2l-planted"
+CONFIG = StudyConfig(eval=EvalSpec(n_sequences=192, seq_len=64), min_rare_positions=100)
 
 
 def model_level(settings: dict[str, Any], cache_dir: str | None = None, claims: str | None = None) -> dict[str, Any]:
