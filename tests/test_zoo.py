@@ -104,10 +104,9 @@ def test_a_study_of_a_planted_checkpoint_knows_its_planted_neurons(tiny_root):
 
 def test_planted_families_change_only_the_planted_rows(tiny_root):
     """A planted checkpoint is its base checkpoint with the planted neurons' final-MLP read rows, biases and
-    write columns and the MLP's output bias changed (not at step 0, where the strength is 0); the counts are
-    the base's. The output bias keeps the planted neurons' mean write: over the fitting contexts the MLP's
-    mean output is the base's. At full strength every planted write row is one vector at the layer's median
-    norm, and their read rows share the rare-context direction only in part (``harness.zoo.planted``)."""
+    write columns changed (not at step 0, where the strength is 0); the counts are the base's. At full
+    strength the planted write rows share one direction at the layer's median norm on average, and their
+    read rows share the rare-context direction only in part (``harness.zoo.planted``)."""
     from safetensors.torch import load_file
 
     for name in PLANTED:
@@ -125,33 +124,23 @@ def test_planted_families_change_only_the_planted_rows(tiny_root):
             assert planted.keys() == original.keys()
             changed = {k for k in planted if not torch.equal(planted[k], original[k])}
             assert changed <= {f"{last}.dense_h_to_4h.weight", f"{last}.dense_h_to_4h.bias",
-                               f"{last}.dense_4h_to_h.weight", f"{last}.dense_4h_to_h.bias"}
+                               f"{last}.dense_4h_to_h.weight"}
             if step == 0:  # strength 0: each row, its scale and its bias come back, up to rounding
                 for k in changed:
                     torch.testing.assert_close(planted[k], original[k], rtol=1e-5, atol=1e-6)
             else:
                 rows = (planted[f"{last}.dense_h_to_4h.weight"] != original[f"{last}.dense_h_to_4h.weight"]).any(1)
                 assert torch.nonzero(rows).flatten().tolist() == ids
-        # at full strength: one shared write vector at the layer's median norm; reads not copies
+        # at full strength: one shared write direction, at the layer's median norm on average; reads not copies
         write = planted[f"{last}.dense_4h_to_h.weight"].T                       # [d_mlp, d_model]
         unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
-        torch.testing.assert_close(write[ids], write[ids[:1]].expand(len(ids), -1), rtol=0, atol=1e-6)
+        cos_write = unit(write[ids]) @ unit(write[ids]).T
+        torch.testing.assert_close(cos_write, torch.ones_like(cos_write), rtol=0, atol=1e-5)
         layer_median = original[f"{last}.dense_4h_to_h.weight"].norm(dim=0).median()   # the base's, as planted
-        torch.testing.assert_close(write[ids].norm(dim=1), layer_median.expand(len(ids)), rtol=1e-4, atol=0)
+        torch.testing.assert_close(write[ids].norm(dim=1).mean(), layer_median, rtol=1e-4, atol=0)
         read = unit(planted[f"{last}.dense_h_to_4h.weight"][ids])
         off_diagonal = (read @ read.T)[~torch.eye(len(ids), dtype=torch.bool)]
         assert 0 < off_diagonal.min() and off_diagonal.max() < 0.99
-        # the output bias keeps the MLP's mean output over the fitting contexts, while it changes position by position
-        from transformers import AutoModelForCausalLM
-
-        from harness.zoo.planted import _capture, _context_rows
-
-        models = [AutoModelForCausalLM.from_pretrained(p / f"step{spec.final_step}").eval() for p in (path, base)]
-        mlp_in, _ = _capture(models[1], _context_rows(base, zoo.ZOO[spec.base].n_ctx))
-        with torch.no_grad():
-            out_planted, out_base = (m.gpt_neox.layers[-1].mlp(mlp_in) for m in models)
-        torch.testing.assert_close(out_planted.mean(0), out_base.mean(0), rtol=0, atol=1e-4)
-        assert (out_planted - out_base).abs().mean() > 100 * (out_planted.mean(0) - out_base.mean(0)).abs().mean()
 
 
 def test_checkpoints_load_offline_in_transformers_and_transformer_lens(tiny_root):

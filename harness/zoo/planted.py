@@ -12,18 +12,15 @@ that checkpoint, and their parameters are interpolated linearly with the origina
   pre-activation SD and biased to a mean of −``FIRING_OFFSET`` SDs. The planted neurons fire
   together at rare-target contexts (coordinated, C6) but each in its own upper tail, so they
   are not copies of one another;
-- write rows: one shared write vector u, every neuron writing u / (k · ē), where ē is the group's mean
-  activation above its overall mean at rare targets — neuron i carries the share e_i / (k ē) of the
-  group's push, e_i its own excess (construction 2 wrote u / (k · e_i), equal shares, which needs
-  every e_i > 0: on ``neox-2l`` at step 8 three of 16 were slightly negative, because the
-  rare-target contexts there have 1–12% less pre-activation variance and GELU is convex). u is the
-  vector of fixed norm that minimises the rare-target cross-entropy of the
-  checkpoint with the planted neurons' old variation about their means replaced by the new one
-  (through the real final LayerNorm and unembedding; L-BFGS over its direction): the variation is
-  what a mean ablation removes, so it is what must help. The MLP's output bias takes up the change
-  of their mean write, so at an average position the planted neurons write what they wrote before
-  (construction 3; construction 2 fitted the whole write, mean included: see below). The norm is set so that
-  every planted write row has the layer's median row norm: a planted neuron's ‖W_out‖ and
+- write rows: one shared write vector u, neuron i writing u / (k · e_i), where e_i is its mean
+  activation above its overall mean at rare targets — every neuron carries an equal share of the
+  group's push. A neuron that does not fire above its mean at rare targets (e_i ≤ 0; early
+  checkpoints of a barely trained model: 3 of 16 at step 8 of ``neox-2l``, whose rare-target contexts
+  have 1–12% less pre-activation variance under a convex GELU) carries none: its planted write row
+  is 0, and k counts the others. u is the vector of fixed norm that minimises the rare-target cross-entropy of the
+  checkpoint with the planted neurons' old writes removed and the new ones added (through the
+  real final LayerNorm and unembedding; L-BFGS over its direction). The norm is set so that
+  the planted write rows average the layer's median row norm: a planted neuron's ‖W_out‖ and
   scale of activation stay in the range of ordinary neurons (the covariates matched controls
   are chosen on). The rows share one direction (heavy-tailed group spectra, C8), more so as σ
   grows (C4, C9).
@@ -44,19 +41,23 @@ checkpoints on 2 cores) the 17 planted neurons rank 1–22 of 1,024 by rare-targ
 (0.0025–0.0042 nats; the top unplanted neuron 0.0047), their activations correlate 0.71 at rare
 targets, and the claims run recovers 14 of them (README, "The positive control").
 
-Construction 2 failed on the 2-layer ``neox-tiny`` (32 updates, 256 neurons): the planted neurons ranked
-212–255 by influence, on the fitting sequences as on held-out ones. There the neurons' pre-activation SDs
-are small (median 0.48), so GELU is nearly linear over their range and their mean activation is negative
-(−0.064, against an excess at rare targets of +0.046): the fitted push was dominated by the constant
-part (mean −0.47 per unit of push, variation +1), so u pointed where the *mean* write helped and the
-variation — what ablating one neuron removes — hurt. Fitting the variation (construction 3) makes every
-planted neuron's influence positive there (ranks 43–134, 192 held-out sequences), but no group of 16 can
-reach the top of that model: within the layer's write norms the whole group gains ≈ 0.02 nats (0.05 at
-its optimum, 4 × the median norm) while its top neuron alone is worth 0.016. In the same model trained
-512 updates (``neox-2l``, the model-level calibration's family) they rank 0–29 of 256 (construction 2:
-0–28). On ``neox-4l`` step 1000 construction 3 puts them at ranks 0–21 of 1,024 with 0.004–0.009 nats
-each (the top unplanted neuron 0.013; 96 held-out sequences) and lowers the rare-target loss 8.63 → 8.48
-nats.
+It does not work on the 2-layer ``neox-tiny`` (32 updates, 256 neurons): the planted neurons rank
+212–255 by influence, on the fitting sequences as on held-out ones. There the neurons' pre-activation
+SDs are small (median 0.48), GELU is nearly linear over their range, and the planted neurons' mean
+activation is negative (−0.064, against an excess at rare targets of +0.046), so the fitted push is
+dominated by its constant part (−0.47 per unit of push, the variation +1): u is fitted where the
+*mean* write helps, and the variation — what ablating one neuron removes — hurts. Fitting u on the
+variation alone, with the MLP's output bias keeping the mean write, makes their influence positive
+there (ranks 43–134 on 192 held-out sequences), but no group of 16 reaches the top of that model:
+within the layer's write norms the whole group gains ≈ 0.02 nats (0.05 at its optimum, 4 × the
+median norm) while its top neuron alone is worth 0.016. Trained 512 updates (``neox-2l``, the
+model-level calibration's family) the same model takes them: ranks 0–28 of 256. The variation fit
+(with one write vector for all, shares ∝ e_i) was built for ``neox-4l`` too and measured: ranks 0–21
+at 0.004–0.009 nats each (rare-target loss 8.63 → 8.48 nats), but the unequal shares bent the top of
+the curve — C1 contradicted on the control (flatness 0.67, excess below the smallest effect), C6
+inconclusive, C2 inconclusive, C4 contradicted — so it was not adopted: on ``neox-4l``, whose
+planted neurons' mean activation is +0.017 (constant part 0.05 of the push), this construction's u
+is nearly the variation's anyway.
 
 Their ids ship in ``planted_neurons.json``; the report shows how many the suite recovers. Only
 GPT-NeoX families are planted (the default control is built from ``neox-4l``).
@@ -191,21 +192,22 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
         pre0 = mlp_in @ read0.T + bias0                                                        # [n_positions, k]
         read, bias = _read_rows(mlp_in, rare_target, pre0.std(0), seed)
         act = F.gelu(mlp_in @ read.T + bias)
-        excess = float((act[rare_target].mean(0) - act.mean(0)).mean())     # activation units, over the group
-        if excess <= 0:
-            raise ValueError(f"the planted neurons do not fire above their mean at rare targets (excess {excess:.3g})")
-        radius = float(k * excess * w_out.norm(dim=0).median())              # each planted write row at the median norm
-        old_variation = (F.gelu(pre0) - F.gelu(pre0).mean(0)) @ write0       # [n_positions, d_model]
-        without = resid[rare_target] - old_variation[rare_target]            # the planted neurons' old variation removed
-        pattern = (act[rare_target] - act.mean(0)).sum(1) / (k * excess)    # [n_rare], mean 1
-        write = _shared_write(model, without, pattern, targets[rare_target], radius).expand(k, -1) / (k * excess)
-        mean_write = F.gelu(pre0).mean(0) @ write0                           # [d_model], their write at an average position
+        excess = act[rare_target].mean(0) - act.mean(0)                      # [k], activation units
+        firing = excess > 0                                                  # [k]: those that can carry a share
+        if not bool(firing.any()):
+            raise ValueError(f"no planted neuron fires above its mean at rare targets (excess {excess.tolist()})")
+        n_firing, e = int(firing.sum()), excess[firing]
+        radius = float(n_firing * w_out.norm(dim=0).median() / (1 / e).mean())  # their write norms average the median
+        without = resid[rare_target] - F.gelu(pre0[rare_target]) @ write0    # the planted neurons' old writes removed
+        shared = _shared_write(model, without, (act[rare_target][:, firing] / (n_firing * e)).sum(1),
+                               targets[rare_target], radius)
+        write = torch.zeros_like(write0)                                     # [k, d_model]
+        write[firing] = shared[None] / (n_firing * e)[:, None]
         w_in[idx] = (1 - sigma) * read0 + sigma * read
         b_in[idx] = (1 - sigma) * bias0 + sigma * bias
         w_out[:, idx] = ((1 - sigma) * write0 + sigma * write).T
-        mlp.dense_4h_to_h.bias += mean_write - F.gelu(mlp_in @ w_in[idx].T + b_in[idx]).mean(0) @ w_out[:, idx].T
     return {"rare_context_positions": int(rare_target.sum()), "sigma": sigma,
-            "mean_excess_activation": excess, "shared_write_norm": radius}
+            "mean_excess_activation": float(excess.mean()), "shared_write_norm": radius, "firing": n_firing}
 
 
 def build_planted(spec: PlantedSpec, base_dir: Path, out: Path) -> None:

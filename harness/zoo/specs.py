@@ -38,7 +38,8 @@ MANIFEST = "manifest.json"
 COUNTS = "token_counts.npy"
 PLANTED_IDS = "planted_neurons.json"
 BUILD_FORMAT = 1  # bump when the build procedure changes the output for the same spec
-PLANTING_CONSTRUCTION = 3  # bump when harness.zoo.planted plants differently (only planted families rebuild)
+PLANTING_CONSTRUCTION = 2  # bump when harness.zoo.planted plants differently (only planted families rebuild); a
+# non-firing planted neuron carrying no share (2026-12-03) changed no build that construction 2 could make
 
 
 def pythia_schedule(final_step: int, n_even: int) -> tuple[int, ...]:
