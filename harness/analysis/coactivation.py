@@ -32,7 +32,7 @@ import networkx as nx
 import numpy as np
 from scipy import sparse
 
-from harness.analysis.stats import resample_counts
+from harness.analysis.stats import resample_counts, zscore_columns
 
 GraphKind = Literal["absolute", "thresholded", "signed"]
 GRAPH_KINDS: tuple[str, ...] = ("absolute", "thresholded", "signed")
@@ -265,10 +265,8 @@ def layer_partitions(x: np.ndarray, *, kind: GraphKind = "thresholded", threshol
     """
     if kind not in ("thresholded", "signed"):
         raise ValueError(f"unknown graph kind {kind!r} for the layer's graph; use 'thresholded' or 'signed'")
-    x = np.asarray(x, dtype=np.float64)
-    sd = x.std(0)
-    z = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
-    corr = z.T @ z / x.shape[0]
+    z = zscore_columns(x)
+    corr = z.T @ z / z.shape[0]
     if kind == "signed":
         weight = np.where(corr >= threshold, corr, 0.0)
     else:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigh
 
+from harness.analysis.stats import zscore_columns
+
 PARTS = 3  # parts of the pool: a pair of pool neurons always leaves at least one part that holds neither
 FEATURE_NAMES: tuple[str, ...] = ("factor_corr", "factor_sq_corr")
 
@@ -80,6 +82,14 @@ class LayerFactors:
         return mean[..., off, :].mean(-2)
 
 
+def pool_parts(n_neurons: int, pool: np.ndarray, seed: int) -> np.ndarray:
+    """Each neuron's part ``[n_neurons]``: the ``pool`` neurons dealt into ``PARTS`` seeded parts of equal size
+    (±1), −1 for every other neuron."""
+    part = np.full(n_neurons, -1, dtype=np.int64)
+    part[pool] = np.random.default_rng(seed).permutation(pool.size) % PARTS
+    return part
+
+
 def layer_factors(samples: np.ndarray, pool: np.ndarray, max_factors: int, seed: int) -> LayerFactors:
     """Fit the layer's factors on ``PARTS`` seeded parts of the ``pool`` neurons' columns of ``samples``
     ``[n_obs, n_neurons]`` and load every neuron on each (module docstring)."""
@@ -90,10 +100,8 @@ def layer_factors(samples: np.ndarray, pool: np.ndarray, max_factors: int, seed:
     if max_factors < 0 or pool.size < 2 * PARTS:
         raise ValueError(f"layer factors need max_factors ≥ 0 and a pool of at least {2 * PARTS} neurons, got "
                          f"{max_factors} and {pool.size}")
-    sd = x.std(0)
-    z = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
-    part = np.full(x.shape[1], -1, dtype=np.int64)
-    part[pool] = np.random.default_rng(seed).permutation(pool.size) % PARTS
+    z = zscore_columns(x)
+    part = pool_parts(x.shape[1], pool, seed)
     n_obs = x.shape[0]
     loadings = []
     for p in range(PARTS):

@@ -58,7 +58,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PARTS = 3          # parts of the pool: a pair of pool neurons always leaves an ordered pair of parts holding neither
+from harness.analysis.factors import PARTS, pool_parts  # a pool pair leaves an ordered pair of parts holding neither
+from harness.analysis.stats import zscore_columns
+
 BRIDGE_SE = 0.5    # a canonical direction enters the bridge when its correlation exceeds this many SEs of zero
 EDGE_MARGIN = 1.15  # shared instruments: cross singular values above this multiple of the independent-column edge
 _CHUNK = 256       # groups per batch in LayerInstruments.excess
@@ -144,7 +146,7 @@ class LayerInstruments:
         centre = self.fit[:, groups].mean(-1)                                     # [n_fit, n_groups]
         y = np.stack([self.use[:, self.part == p] @ (self.fit[:, self.part == p].T @ centre)
                       for p in range(len(self.shared))], axis=-1)                 # [n_obs, n_groups, PARTS]
-        return np.moveaxis(_zscores(y.reshape(self.n_obs, -1), check=False).reshape(y.shape), 0, 1)
+        return np.moveaxis(zscore_columns(y.reshape(self.n_obs, -1)).reshape(y.shape), 0, 1)
 
     def columns(self, group: np.ndarray) -> np.ndarray:
         """One group's instruments ``[n_obs, ΣK + PARTS]``, part by part (shared, then targeted)."""
@@ -183,7 +185,10 @@ def layer_instruments(x_fit: np.ndarray, x_use: np.ndarray, pool: np.ndarray, ma
                       ) -> LayerInstruments:
     """Instruments of the ``pool``'s ``PARTS`` seeded parts, weights fitted on ``x_fit`` ``[n_fit, n_neurons]`` and
     scores and correlations measured on ``x_use`` ``[n_obs, n_neurons]`` (module docstring)."""
-    fit, use = _zscores(x_fit), _zscores(x_use)
+    for x in (x_fit, x_use):
+        if np.ndim(x) != 2 or not np.all(np.isfinite(x)):
+            raise ValueError(f"instruments need finite activations [n_positions, n_neurons], got shape {np.shape(x)}")
+    fit, use = zscore_columns(x_fit), zscore_columns(x_use)
     pool = np.unique(np.asarray(pool, dtype=np.int64))
     if fit.shape[1] != use.shape[1] or min(fit.shape[0], use.shape[0]) < 3:
         raise ValueError(f"instruments need two position sets of the same neurons, ≥ 3 positions each; got "
@@ -191,8 +196,7 @@ def layer_instruments(x_fit: np.ndarray, x_use: np.ndarray, pool: np.ndarray, ma
     if max_factors < 0 or pool.size < 2 * PARTS:
         raise ValueError(f"instruments need max_factors ≥ 0 and a pool of at least {2 * PARTS} neurons, got "
                          f"{max_factors} and {pool.size}")
-    part = np.full(use.shape[1], -1, dtype=np.int64)
-    part[pool] = np.random.default_rng(seed).permutation(pool.size) % PARTS
+    part = pool_parts(use.shape[1], pool, seed)
     shared = []
     for p in range(PARTS):
         own, rest = fit[:, part == p], fit[:, (part >= 0) & (part != p)]
@@ -221,11 +225,3 @@ def _whitened(scores: np.ndarray) -> np.ndarray:
     centred = scores - scores.mean(0)
     return centred @ _inverse_sqrt(centred.T @ centred / centred.shape[0]) if centred.shape[1] else centred
 
-
-def _zscores(x: np.ndarray, check: bool = True) -> np.ndarray:
-    """Columns of ``x`` ``[n_obs, n]`` centred and scaled to unit variance (constant columns 0)."""
-    x = np.asarray(x, dtype=np.float64)
-    if check and (x.ndim != 2 or not np.all(np.isfinite(x))):
-        raise ValueError(f"instruments need finite activations [n_positions, n_neurons], got shape {x.shape}")
-    sd = x.std(0)
-    return np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)

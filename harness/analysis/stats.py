@@ -64,6 +64,14 @@ def bootstrap_indices(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_units, size=(n_resamples, n_units))
 
 
+def zscore_columns(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` ``[n_obs, n]`` centred and scaled to unit variance over the rows, in float64 (a constant
+    column becomes 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(0)
+    return np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
+
+
 def resample_counts(draws: np.ndarray, n_units: int) -> np.ndarray:
     """How often each unit is drawn in each resample: ``[n_resamples, n_units]`` from ``draws``
     ``[n_resamples, n]`` (unit indices, as ``bootstrap_indices`` gives)."""

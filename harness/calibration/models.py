@@ -1,11 +1,12 @@
 """Model-level calibration: the claims on real tiny models, trained with several seeds and planted.
 
-End to end, with the exact influence: the 2-layer GPT-NeoX family (the tiny zoo model trained 512 updates)
-with three seeds (``neox-2l``, ``-seed1``, ``-seed2``: no specialists were put there) and ``neox-2l-planted``
-(``harness.zoo.planted``: 16 planted specialists, their ids known). The 32-update ``neox-tiny`` family was
-used first; no group of 16 planted neurons can reach the top of its influence ranking (``harness.zoo.planted``). For each family the registered
-procedures run through the same ``Session`` as ``harness check``; for the planted one the
-specialists the suite selects are compared with the planted ids (precision and recall).
+End to end, with the exact influence: the 2-layer GPT-NeoX family (the tiny zoo model trained 512
+updates) with three seeds (``neox-2l``, ``-seed1``, ``-seed2``: no specialists were put there) and
+``neox-2l-planted`` (``harness.zoo.planted``: 16 planted specialists, their ids known). The 32-update
+``neox-tiny`` family was used first; no group of 16 planted neurons can reach the top of its influence
+ranking (``harness.zoo.planted``). For each family the registered procedures run through the same
+``Session`` as ``harness check``; for the planted one the specialists the suite selects are compared
+with the planted ids (precision and recall).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ that checkpoint, and their parameters are interpolated linearly with the origina
   group's push. A neuron that does not fire above its mean at rare targets (e_i ≤ 0; early
   checkpoints of a barely trained model: 3 of 16 at step 8 of ``neox-2l``, whose rare-target contexts
   have 1–12% less pre-activation variance under a convex GELU) carries none: its planted write row
-  is 0, and k counts the others. u is the vector of fixed norm that minimises the rare-target cross-entropy of the
-  checkpoint with the planted neurons' old writes removed and the new ones added (through the
+  is 0, and k counts the others. u is the vector of fixed norm that minimises the rare-target
+  cross-entropy of the checkpoint with the planted neurons' old writes removed and the new ones added (through the
   real final LayerNorm and unembedding; L-BFGS over its direction). The norm is set so that
   the planted write rows average the layer's median row norm: a planted neuron's ‖W_out‖ and
   scale of activation stay in the range of ordinary neurons (the covariates matched controls
