@@ -75,6 +75,21 @@ def test_only_the_given_sequences_count():
     assert a.ratio == pytest.approx(b.ratio)
 
 
+def test_spread_is_one_for_a_proportional_change_and_falls_when_few_sequences_carry_it():
+    """A head whose per-sequence change is a fixed share of the clean quantity has spread 1 (as even as the
+    clean quantity), for either metric; one whose whole change sits in one sequence has spread
+    1 / (Kish effective sequences of the clean activation)."""
+    arrays = ablation_arrays(HEAD, LAYER, noise=0.0, seed=2)
+    for metric in ("loss", "activation"):
+        np.testing.assert_allclose(effects(arrays, metric).spread, 1.0, rtol=1e-12)
+    clean = arrays["clean_rare_act"]
+    arrays["head_rare_dact"][1, 3] = 0.0
+    arrays["head_rare_dact"][1, 3, 7] = 5.0
+    r = effects(arrays, "activation")
+    assert r.least_spread == pytest.approx((clean ** 2).sum() / clean.sum() ** 2, rel=1e-12)
+    assert r.least_spread_at == (int(arrays["layers"][1]), 3)
+
+
 def test_max_head_and_ratio_are_taken_inside_each_resample():
     """Equal true head effects plus noise: the interval of the largest head is the percentile interval
     of the per-resample maximum (not of a fixed argmax), rebuilt from the same resampled sequences."""

@@ -38,7 +38,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
   C6 v4: its participation ratio was extrapolated along a line).
 - C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
   vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls:
-  one routing head at 25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%).
+  one routing head at 25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%); (an independent
+  review's) a routing head of mean effect 25% on rare and common targets whose per-sequence effect is
+  lognormal with SD 3, so that its mean comes from a few sequences (C7 v3: 15.5% supported).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the
@@ -211,6 +213,9 @@ FAMILIES: list[Family] = [
            effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
     # C7
     Family("C7", "a routing head (25%)", "null", _heads(routing_effect=25.0), sample_sizes={"heads": 24}),
+    Family("C7", "a routing head (25% on average) carried by few sequences (lognormal SD 3)", "null",
+           _heads(routing_effect=25.0, routing_noise=3.0, routing_common=True, common_noise=0.15),
+           sample_sizes={"heads": 24}),
     Family("C7", "heads serving rare and common targets differently (r ≈ 0.15)", "null",
            lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=5.0, common_noise=3.0), seed,
                                                label=f"synthetic-{seed}"), sample_sizes={"heads": 24}),

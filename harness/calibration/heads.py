@@ -5,10 +5,12 @@ changes the specialists' activations by ``head_effect_h`` % and the rare-target 
 that, per sequence with multiplicative noise; ablating a whole layer changes them by ``layer_ratio`` ×
 its largest head's effect (layers do more than their heads alone). Common-target effects are the
 rare ones times lognormal noise of SD ``common_noise`` (the heads serve both), except for a routing
-head, which acts on rare targets only.
+head, which acts on rare targets only (``routing_common``: on common targets as much).
 
 Families: distributed processing (small heads ≈ 1–4%, layer / largest head = ``layer_ratio``, the
-paper's ≈ 5: C7 true), and a routing head (one head at ``routing_effect`` % above the margin: C7 false).
+paper's ≈ 5: C7 true), and a routing head (one head at ``routing_effect`` % above the margin: C7 false);
+with ``routing_noise`` the routing head's per-sequence noise has that SD instead of ``noise`` (its mean
+kept), so that at SD 3 a few sequences carry its effect and most samples show it small.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class HeadWorld:
     routing_effect: float = 0.0
     noise: float = 0.5
     common_noise: float = 0.3
+    routing_noise: float | None = None
+    routing_common: bool = False
 
 
 @dataclass
@@ -56,7 +60,7 @@ class SyntheticHeads:
         common = heads * np.exp(w.common_noise * rng.standard_normal(heads.shape))
         if w.routing_effect > 0:
             heads[-1, 0] = w.routing_effect
-            common[-1, 0] = w.head_low
+            common[-1, 0] = w.routing_effect if w.routing_common else w.head_low
         self.effects = {"rare": heads, "common": common}
         self._rng = rng
         influence = np.exp(rng.standard_normal((w.n_seq, w.d_mlp))) * 1e-3
@@ -87,13 +91,19 @@ class SyntheticHeads:
             clean_act = self.counts * 10.0 * np.exp(0.3 * rng.standard_normal(w.n_seq))
             clean_ce = self.counts * 4.0 * np.exp(0.3 * rng.standard_normal(w.n_seq))
 
-            def noisy(pct: np.ndarray) -> np.ndarray:
-                return pct[..., None] / 100.0 * np.exp(w.noise * rng.standard_normal((*pct.shape, w.n_seq)))
+            def noisy(pct: np.ndarray, routing: bool = False) -> np.ndarray:
+                z = rng.standard_normal((*pct.shape, w.n_seq))
+                factor = np.exp(w.noise * z)
+                if routing:   # the routing head's own spread, the others' mean kept
+                    sd = w.routing_noise
+                    factor[-1, 0] = np.exp(sd * z[-1, 0] - (sd ** 2 - w.noise ** 2) / 2)
+                return pct[..., None] / 100.0 * factor
 
+            routing = w.routing_effect > 0 and w.routing_noise is not None
             out[f"{g}_count"] = self.counts.astype(np.int64)
             out[f"clean_{g}_act"], out[f"clean_{g}_ce"] = clean_act, clean_ce
-            out[f"head_{g}_dact"] = noisy(heads) * clean_act
+            out[f"head_{g}_dact"] = noisy(heads, routing) * clean_act
             out[f"layer_{g}_dact"] = noisy(layer) * clean_act
-            out[f"head_{g}_ce"] = clean_ce * (1 + noisy(heads / 10.0))
+            out[f"head_{g}_ce"] = clean_ce * (1 + noisy(heads / 10.0, routing))
             out[f"layer_{g}_ce"] = clean_ce * (1 + noisy(layer / 10.0))
         return out

@@ -6,7 +6,11 @@ GPT-NeoX blocks: the layer before the final one and earlier — the final attent
 beside the final MLP). The decisive effect is the authors' quantity, the change of the
 specialists' activations (Σ|Δa| / Σ|a|, %) at rare-target positions of the test half; the %
 increase of rare-target loss is reported beside it and supplies the rare/common agreement of
-head effects (a head that routes rare tokens alone would break it).
+head effects (a head that routes rare tokens alone would break it). "Single heads small" rests
+on each head's bootstrap interval, which bounds its effect only when the effect is spread over
+the sequences (``harness.analysis.routing``, spread): C7 v3 was supported 15.5% of the time with
+one head of mean effect 25% carried by a few sequences (per-sequence lognormal SD 3), v4 needs
+every head's spread ≥ ``c7_min_spread``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
     m = eff.metric
     record.statistics.update({f"{m}_max_head_pct": eff.max_head, f"{m}_max_head": f"L{eff.max_head_at[0]}H{eff.max_head_at[1]}",
                               f"{m}_layer_pct": float(eff.layers.max()), f"{m}_ratio": eff.ratio,
-                              f"{m}_rare_common_r": eff.corr})
+                              f"{m}_rare_common_r": eff.corr, f"{m}_least_head_spread": eff.least_spread,
+                              f"{m}_least_spread_head": f"L{eff.least_spread_at[0]}H{eff.least_spread_at[1]}"})
     record.ci.update({f"{m}_max_head_pct": list(eff.max_head_ci), f"{m}_ratio": list(eff.ratio_ci),
                       f"{m}_rare_common_r": list(eff.corr_ci)})
     record.ci_levels.update({f"{m}_max_head_pct": eff.level, f"{m}_ratio": eff.level, f"{m}_rare_common_r": eff.level})
@@ -42,18 +47,19 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
 
 
 @claim(
-    "C7", "no_head_routing", scope="subject", rule_version=3,
+    "C7", "no_head_routing", scope="subject", rule_version=4,
     statement="Rare-token processing does not depend on single attention heads; whole layers matter.",
     rule="ablating heads and whole layers of the routing_layers last layers feeding the final MLP (test-half "
          "sequences, paired bootstrap): supported when the largest single head's effect on the specialists' "
-         "activations has a 1 − 2α CI upper bound below c7_head_margin_pct, the largest layer's effect over it "
-         "(ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
+         "activations has a 1 − 2α CI upper bound below c7_head_margin_pct with every head's effect spread over the "
+         "sequences (Kish effective sequences of its per-sequence change over those of the clean activation "
+         "≥ c7_min_spread), the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
          "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound "
          "exceeds c7_head_margin_pct (a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
     paper="single head ≈ 7–8%, full layer ≈ 42–45% (abstract); rare/common correlation ≈ 0.89 (P2)",
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
-              "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
+              "c7_min_spread", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
 )
 def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C7"].new_record(source.label, settings)
@@ -80,13 +86,16 @@ def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
                                           f"(CI [{act.ratio_ci[0]:.2f}, {act.ratio_ci[1]:.2f}], paper ≈ 5); the "
                                           "papers' percentages do not say what they are of",
                                units="%")
+    spread, spread_at = act.least_spread, act.least_spread_at
     record.decide(
-        {"single_heads_small": act.max_head_ci[1] < margin, "layer_exceeds_heads": act.ratio_ci[0] > ratio_min,
+        {"single_heads_small": act.max_head_ci[1] < margin, "heads_spread_over_sequences": spread >= settings["c7_min_spread"],
+         "layer_exceeds_heads": act.ratio_ci[0] > ratio_min,
          "rare_common_heads_agree": loss.corr >= settings["c7_min_correlation"] and loss.corr_ci[0] > 0},
         {"routing_head": act.max_head_ci[0] > margin, "layer_no_larger_than_heads": act.ratio_ci[1] < ratio_min},
         f"{source.label}: the largest single head (L{act.max_head_at[0]}H{act.max_head_at[1]}) moves the specialists' "
         f"activations by {act.max_head:.2f}% ({level:.0%} CI [{act.max_head_ci[0]:.2f}, {act.max_head_ci[1]:.2f}], "
-        f"margin {margin}%), the largest whole layer by {act.layers.max():.2f}% (ratio {act.ratio:.2f}, CI "
+        f"margin {margin}%; least spread over sequences {spread:.2f} at L{spread_at[0]}H{spread_at[1]}, at least "
+        f"{settings['c7_min_spread']}), the largest whole layer by {act.layers.max():.2f}% (ratio {act.ratio:.2f}, CI "
         f"[{act.ratio_ci[0]:.2f}, {act.ratio_ci[1]:.2f}], margin {ratio_min}); rare-target loss: head "
         f"{loss.max_head:.2f}%, layer {loss.layers.max():.2f}%; rare/common head-effect r = {loss.corr:.2f} "
         f"(CI [{loss.corr_ci[0]:.2f}, {loss.corr_ci[1]:.2f}], at least {settings['c7_min_correlation']}); "
