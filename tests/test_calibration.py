@@ -14,8 +14,8 @@ probability of 5e-4, so a test fails spuriously with probability ≤ 1e-3:
 - power: ``N_PLANTED`` = 12 draws at a large effect, where the full calibration measured power ≥ 0.9;
   the test fails when fewer than ``MIN_SUPPORTED`` = 7 are supported. With power exactly 0.9,
   P(Binomial(12, 0.9) ≤ 6) = 5.4e-4 ≈ 5e-4. C7 is the exception: since its rule asks for the papers'
-  rare/common head-effect correlation (r ≥ 0.8) and every head's effect spread over the sequences, its
-  measured power at the papers' effect is 0.87 (v4), for which P(Binomial(12, 0.87) ≤ 6) = 2.2e-3.
+  rare/common head-effect correlation (r ≥ 0.8), its measured power at the papers' effect is 0.885, for
+  which P(Binomial(12, 0.885) ≤ 6) = 1.2e-3.
 """
 
 from __future__ import annotations

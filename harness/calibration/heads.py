@@ -9,8 +9,9 @@ head, which acts on rare targets only (``routing_common``: on common targets as 
 
 Families: distributed processing (small heads ≈ 1–4%, layer / largest head = ``layer_ratio``, the
 paper's ≈ 5: C7 true), and a routing head (one head at ``routing_effect`` % above the margin: C7 false);
-with ``routing_noise`` the routing head's per-sequence noise has that SD instead of ``noise`` (its mean
-kept), so that at SD 3 a few sequences carry its effect and most samples show it small.
+with ``routing_noise`` the routing head's per-sequence noise is lognormal with that SD instead of ``noise``,
+with ``routing_pareto`` Pareto with that tail index (its mean kept either way), so that a few sequences
+carry its effect and most samples show it small.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
 from harness.analysis.regimes import SequenceInfluence
 
@@ -38,6 +40,7 @@ class HeadWorld:
     noise: float = 0.5
     common_noise: float = 0.3
     routing_noise: float | None = None
+    routing_pareto: float | None = None
     routing_common: bool = False
 
 
@@ -95,11 +98,10 @@ class SyntheticHeads:
                 z = rng.standard_normal((*pct.shape, w.n_seq))
                 factor = np.exp(w.noise * z)
                 if routing:   # the routing head's own spread, the others' mean kept
-                    sd = w.routing_noise
-                    factor[-1, 0] = np.exp(sd * z[-1, 0] - (sd ** 2 - w.noise ** 2) / 2)
+                    factor[-1, 0] = np.exp(w.noise ** 2 / 2) * _routing_factor(w, z[-1, 0])
                 return pct[..., None] / 100.0 * factor
 
-            routing = w.routing_effect > 0 and w.routing_noise is not None
+            routing = w.routing_effect > 0 and (w.routing_noise is not None or w.routing_pareto is not None)
             out[f"{g}_count"] = self.counts.astype(np.int64)
             out[f"clean_{g}_act"], out[f"clean_{g}_ce"] = clean_act, clean_ce
             out[f"head_{g}_dact"] = noisy(heads, routing) * clean_act
@@ -107,3 +109,12 @@ class SyntheticHeads:
             out[f"head_{g}_ce"] = clean_ce * (1 + noisy(heads / 10.0, routing))
             out[f"layer_{g}_ce"] = clean_ce * (1 + noisy(layer / 10.0))
         return out
+
+
+def _routing_factor(world: HeadWorld, z: np.ndarray) -> np.ndarray:
+    """The routing head's per-sequence factors ``[n_seq]`` of mean 1 from standard normal draws ``z``: lognormal
+    with SD ``routing_noise``, or Pareto with tail index ``routing_pareto`` (> 1; inverse CDF of Φ(z))."""
+    if world.routing_pareto is not None:
+        a = world.routing_pareto
+        return norm.sf(z) ** (-1.0 / a) * (a - 1.0) / a
+    return np.exp(world.routing_noise * z - world.routing_noise ** 2 / 2)

@@ -183,10 +183,11 @@ SETTINGS: dict[str, Setting] = {
                 choices=("mean", "bos")),
         _positive("c7_head_margin_pct", 10.0, "C7: a single head is small when its effect's CI upper bound is "
                   "below this % (paper: single heads ≈ 7–8%)"),
-        _fraction("c7_min_spread", 0.4, "C7: a head's bootstrap interval bounds its effect when the effect is "
+        _fraction("c7_min_spread", 0.25, "C7: a head's bootstrap interval bounds its effect when the effect is "
                   "spread over the sequences: Kish effective sequences of its per-sequence change over those of "
-                  "the clean activation at least this (calibrated: ≈ 0.6 with per-sequence noise of SD 0.5, the "
-                  "supported draws of a lognormal-SD-3 routing head ≤ 0.24)"),
+                  "the clean activation at least this (calibrated: ≈ 0.6 with per-sequence noise of SD 0.5; a "
+                  "head's spread is ≈ 1/(1 + CV²) of its per-sequence noise, and the rule takes the least of "
+                  "every head, so 0.4 cost power under gamma(1) noise, 0.45 → 0.085)"),
         _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
                   "has a CI lower bound above this ratio (paper: 42–45% vs 7–8%, a ratio near 5)"),
         _fraction("c7_min_correlation", 0.8, "C7: the heads serve rare and common targets alike when the "
