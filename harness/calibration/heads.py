@@ -87,6 +87,7 @@ class SyntheticHeads:
         """Per-sequence sums with the keys ``harness.analysis.routing`` reads."""
         w, rng = self.world, np.random.default_rng(self.seed + 1)
         out: dict[str, np.ndarray] = {"layers": np.asarray(layers, dtype=np.int64)}
+        routing = w.routing_effect > 0 and (w.routing_noise is not None or w.routing_pareto is not None)
         for g in ("rare", "common"):
             heads = self.effects[g][-len(layers):]
             layer = w.layer_ratio * self.effects["rare"][-len(layers):].max(axis=1) * heads.sum(1) / \
@@ -101,7 +102,6 @@ class SyntheticHeads:
                     factor[-1, 0] = np.exp(w.noise ** 2 / 2) * _routing_factor(w, z[-1, 0])
                 return pct[..., None] / 100.0 * factor
 
-            routing = w.routing_effect > 0 and (w.routing_noise is not None or w.routing_pareto is not None)
             out[f"{g}_count"] = self.counts.astype(np.int64)
             out[f"clean_{g}_act"], out[f"clean_{g}_ce"] = clean_act, clean_ce
             out[f"head_{g}_dact"] = noisy(heads, routing) * clean_act
