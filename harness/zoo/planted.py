@@ -6,7 +6,7 @@ that checkpoint, and their parameters are interpolated linearly with the origina
 σ = ``PlantedSpec.scale_at(step)`` (0 at step 0, growing with ln step to ``final_scale``):
 
 - read rows: the shared rare-context direction d_r (mean of the final MLP's input over the
-  rare-target positions minus its mean over all) plus ``READ_MIX`` of the neuron's own direction
+  rare-target positions minus its mean over all) plus ``read_mix`` (``PlantedSpec``) of the neuron's own direction
   (a seeded random mix of the input's top ``MIXED_COMPONENTS`` principal components, orthogonal
   to d_r), each part in units of its SD over the contexts; scaled to the neuron's original
   pre-activation SD and biased to a mean of −``FIRING_OFFSET`` SDs. The planted neurons fire
@@ -39,7 +39,19 @@ gradient gave 0.05), and firing in overlapping but not identical tails, so that 
 ablation removes its own part of the push. Built this way (construction 2, 917 s for 13
 checkpoints on 2 cores) the 17 planted neurons rank 1–22 of 1,024 by rare-target influence
 (0.0025–0.0042 nats; the top unplanted neuron 0.0047), their activations correlate 0.71 at rare
-targets, and the claims run recovers 14 of them (README, "The positive control").
+targets, and the claims run recovers 14 of them (README, "The positive control"). With half of each
+neuron's own direction in its read row (``read_mix`` 0.5, constructions 2 and 3) the control's plateau was
+borderline: its flatness excess 0.273–0.275 over the null straddled C1's smallest effect 0.3, so a zoo
+rebuilt on another machine turned C1 (and C4 with it) from supported to contradicted. The lever is the
+read side, not the write norm (write rows at 0.6× and 1.6× the layer's median norm: excess 0.216, 0.184;
+1.0×: 0.273): at ``read_mix`` 0.25 the 17 fire more alike at rare targets and the plateau is flat (excess
+0.324 at the final checkpoint), at 0 — every read row the shared direction alone — they act as one again
+(excess −0.095). Construction 4 (``read_mix`` 0.25, 686 s on 2 cores) recovers 15 of 17 among 19
+specialists, with C1, C2, C4, C6 and C8 supported on the control. How alike the planted neurons may fire
+depends on the model, so ``read_mix`` is part of each planted family's spec: on the 2-layer ``neox-2l``
+(d_model 64, 16 planted of 256) 0.25 costs C1 (flatness excess 0.136, CI [−0.104, 0.313], p = 0.16;
+10 of 16 recovered) where 0.5 gives it (excess 0.224, CI [0.048, 0.328], p = 0.03), so ``neox-2l-planted``
+keeps 0.5.
 
 It does not work on the 2-layer ``neox-tiny`` (32 updates, 256 neurons): the planted neurons rank
 212–255 by influence, on the fitting sequences as on held-out ones. There the neurons' pre-activation
@@ -78,7 +90,6 @@ from harness.zoo.specs import COUNTS, MANIFEST, PLANTED_IDS, ZOO, PlantedSpec, s
 from harness.zoo.stream import pack
 
 CONTEXT_SEQUENCES = 2048  # training sequences on which the planted rows are fitted
-READ_MIX = 0.5            # weight of each neuron's own direction in its read row (the shared rare direction has 1)
 MIXED_COMPONENTS = 32     # principal components of the MLP input that the own directions mix
 FIRING_OFFSET = 1.0       # planted pre-activation mean, in (negative) SDs: each neuron fires in its upper tail
 FIT_ITERATIONS = 100      # L-BFGS iterations of the shared write direction
@@ -127,9 +138,9 @@ def _capture(model, rows: np.ndarray):
     return tuple(torch.cat(captured[k]).reshape(-1, captured[k][0].shape[-1]) for k in ("mlp_in", "resid"))
 
 
-def _read_rows(mlp_in, rare_target, pre_sd, seed: int):
+def _read_rows(mlp_in, rare_target, pre_sd, seed: int, read_mix: float):
     """Planted read rows ``[k, d_model]`` and biases ``[k]`` (module docstring): the shared rare-context direction
-    plus ``READ_MIX`` of each neuron's own seeded mix of principal components, scaled to the neuron's original
+    plus ``read_mix`` of each neuron's own seeded mix of principal components, scaled to the neuron's original
     pre-activation SD ``pre_sd`` ``[k]``, biased to a mean of −``FIRING_OFFSET`` SDs."""
     import torch
 
@@ -142,7 +153,7 @@ def _read_rows(mlp_in, rare_target, pre_sd, seed: int):
                           dtype=mlp_in.dtype)
     own = (mix * (centred @ basis.T).std(0)) @ basis                              # [k, d_model]
     own = own - (own @ shared)[:, None] * shared
-    direction = shared / (mlp_in @ shared).std() + READ_MIX * own / (mlp_in @ own.T).std(0)[:, None]
+    direction = shared / (mlp_in @ shared).std() + read_mix * own / (mlp_in @ own.T).std(0)[:, None]
     read = direction * (pre_sd / (mlp_in @ direction.T).std(0))[:, None]
     return read, -mu @ read.T - FIRING_OFFSET * pre_sd
 
@@ -174,8 +185,10 @@ def _shared_write(model, resid, pattern, targets, radius: float):
     return radius * _unit(z.detach())
 
 
-def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: float, seed: int) -> dict[str, float]:
-    """Plant specialists into a GPT-NeoX ``model`` in place (module docstring); returns what was done."""
+def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: float, seed: int,
+          read_mix: float) -> dict[str, float]:
+    """Plant specialists into a GPT-NeoX ``model`` in place (module docstring) at strength ``sigma``, their own
+    read directions drawn with ``seed`` and weighted ``read_mix``; returns what was done."""
     import torch
     import torch.nn.functional as F
 
@@ -190,7 +203,7 @@ def plant(model, ids: np.ndarray, rare: np.ndarray, rows: np.ndarray, sigma: flo
     with torch.no_grad():
         read0, bias0, write0 = w_in[idx].clone(), b_in[idx].clone(), w_out[:, idx].T.clone()   # [k, d_model] …
         pre0 = mlp_in @ read0.T + bias0                                                        # [n_positions, k]
-        read, bias = _read_rows(mlp_in, rare_target, pre0.std(0), seed)
+        read, bias = _read_rows(mlp_in, rare_target, pre0.std(0), seed, read_mix)
         act = F.gelu(mlp_in @ read.T + bias)
         excess = act[rare_target].mean(0) - act.mean(0)                      # [k], activation units
         firing = excess > 0                                                  # [k]: those that can carry a share
@@ -229,7 +242,7 @@ def build_planted(spec: PlantedSpec, base_dir: Path, out: Path) -> None:
         src, dst = base_dir / f"step{step}", out / f"step{step}"
         model = AutoModelForCausalLM.from_pretrained(str(src), dtype=torch.float32)
         model.eval()
-        info = plant(model, ids, rare, rows, spec.scale_at(step), spec.seed)
+        info = plant(model, ids, rare, rows, spec.scale_at(step), spec.seed, spec.read_mix)
         model.save_pretrained(dst)
         AutoTokenizer.from_pretrained(str(src)).save_pretrained(dst)
         checkpoints[str(step)] = info

@@ -38,8 +38,10 @@ MANIFEST = "manifest.json"
 COUNTS = "token_counts.npy"
 PLANTED_IDS = "planted_neurons.json"
 BUILD_FORMAT = 1  # bump when the build procedure changes the output for the same spec
-PLANTING_CONSTRUCTION = 2  # bump when harness.zoo.planted plants differently (only planted families rebuild); a
-# non-firing planted neuron carrying no share (2026-12-03) changed no build that construction 2 could make
+PLANTING_CONSTRUCTION = 4  # bump when harness.zoo.planted plants differently (only planted families rebuild); a
+# non-firing planted neuron carrying no share (2026-12-03) changed no build that construction 2 could make; 4:
+# the read mix a spec field, 0.25 for neox-4l-planted (was 0.5 for every family; 2026-12-04; 3 was a rejected
+# variation of the write fit, never shipped)
 
 
 def pythia_schedule(final_step: int, n_even: int) -> tuple[int, ...]:
@@ -117,7 +119,10 @@ class PlantedSpec:
     Planting strength grows over training, ``scale_at(step)`` = ``final_scale`` ·
     ln(1 + step) / ln(1 + final step) (0 at step 0), so the claims over training (C4, C9) have
     something to find. ``seed`` draws which neurons are planted (and each one's own read
-    direction); their ids ship with the build (``planted_neurons.json``). ``construction`` is the
+    direction); their ids ship with the build (``planted_neurons.json``). ``read_mix`` is the weight of each
+    planted neuron's own direction in its read row (the shared rare-context direction has 1): how alike the
+    planted neurons fire; too alike and they act as one neuron whose members each add nothing, too unalike and
+    their influence plateau bends (``harness.zoo.planted`` gives the measurements). ``construction`` is the
     version of the planting procedure: a build made by another version is rebuilt.
     """
 
@@ -126,6 +131,7 @@ class PlantedSpec:
     n_planted: int
     final_scale: float
     default: bool
+    read_mix: float
     seed: int = 0
     construction: int = PLANTING_CONSTRUCTION
 
@@ -169,9 +175,9 @@ ZOO: dict[str, FamilySpec] = {
 ZOO.update({
     s.name: s
     for s in [
-        PlantedSpec("neox-4l-planted", "neox-4l", n_planted=17, final_scale=1.0, default=True),
-        PlantedSpec("neox-tiny-planted", "neox-tiny", n_planted=16, final_scale=1.0, default=False),
-        PlantedSpec("neox-2l-planted", "neox-2l", n_planted=16, final_scale=1.0, default=False),
+        PlantedSpec("neox-4l-planted", "neox-4l", n_planted=17, final_scale=1.0, default=True, read_mix=0.25),
+        PlantedSpec("neox-tiny-planted", "neox-tiny", n_planted=16, final_scale=1.0, default=False, read_mix=0.5),
+        PlantedSpec("neox-2l-planted", "neox-2l", n_planted=16, final_scale=1.0, default=False, read_mix=0.5),
     ]
 })
 
