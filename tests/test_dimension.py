@@ -110,7 +110,8 @@ def test_split_half_participation_ratio_is_not_lowered_by_a_shared_volatility():
 
 def test_split_half_participation_ratio_of_known_matrices():
     """Equal halves give size² / Σ r²; an equicorrelated population (r = 0.5, size 8) gives 64 / (8 + 56/4);
-    halves that do not align (tr(R_A R_B) ≤ 0) are an error."""
+    halves that do not align (tr(R_A R_B) ≤ 0) are an error on the data and NaN on a resample, batch entries
+    that align keeping their value."""
     r = np.full((8, 8), 0.5)
     np.fill_diagonal(r, 1.0)
     assert split_half_participation_ratio(r, r) == pytest.approx(64 / (8 + 56 * 0.25))
@@ -119,3 +120,5 @@ def test_split_half_participation_ratio_of_known_matrices():
     np.fill_diagonal(anti, -3.0)
     with pytest.raises(ValueError, match="not aligned"):
         split_half_participation_ratio(r, anti)
+    batch = split_half_participation_ratio(np.stack([r, r]), np.stack([r, anti]), undefined_as_nan=True)
+    assert batch[0] == pytest.approx(64 / (8 + 56 * 0.25)) and np.isnan(batch[1])

@@ -386,3 +386,17 @@ def test_sampling_gap_moves_the_tested_value_and_widens_the_null():
         np.sqrt((residual_var + fit.centre_variance + 3.0) / (residual_var + fit.centre_variance)))
     with pytest.raises(ValueError, match="resampled"):
         sampling_gap(resampled[:, :1], np.zeros(1))
+
+
+def test_sampling_gap_drops_a_resample_undefined_for_any_group():
+    """A resample whose statistic is NaN for one group (a split-half participation ratio whose halves do not
+    align) is left out for every group, so the groups stay paired: the gap equals the one computed without
+    that row, and the record counts it; with fewer than 2 defined resamples it is an error."""
+    resampled = np.random.default_rng(4).standard_normal((50, 4))
+    holed = resampled.copy()
+    holed[7, 2] = np.nan
+    gap, reference = sampling_gap(holed, np.zeros(4)), sampling_gap(np.delete(resampled, 7, axis=0), np.zeros(4))
+    assert gap.fields() == {**reference.fields(), "dropped_resamples": 1}
+    holed[1:, 0] = np.nan
+    with pytest.raises(ValueError, match="undefined on 49 of 50"):
+        sampling_gap(holed, np.zeros(4))

@@ -54,10 +54,12 @@ def participation_ratio(eigs: np.ndarray) -> np.ndarray:
     return eigs.sum(axis=-1) ** 2 / np.sum(eigs**2, axis=-1)
 
 
-def split_half_participation_ratio(corr_a: np.ndarray, corr_b: np.ndarray) -> np.ndarray:
+def split_half_participation_ratio(corr_a: np.ndarray, corr_b: np.ndarray, undefined_as_nan: bool = False
+                                   ) -> np.ndarray:
     """The participation ratio of the population correlation matrix, size² / tr(R²), with tr(R²) = Σ_ij r_ij²
     estimated as Σ_ij r^A_ij r^B_ij from the matrices of two disjoint halves of the sequences, ``corr_a`` and
-    ``corr_b`` ``[..., size, size]`` → ``[...]``.
+    ``corr_b`` ``[..., size, size]`` → ``[...]``. Where that estimate is ≤ 0 the ratio is undefined: a
+    ``ValueError``, or NaN with ``undefined_as_nan`` (a bootstrap resample, which the caller drops).
 
     The sample participation ratio's Σ r² carries every pair's sampling noise, so it is biased low, and
     more so for a group whose activations are heavier-tailed or more dependent between positions than
@@ -66,6 +68,8 @@ def split_half_participation_ratio(corr_a: np.ndarray, corr_b: np.ndarray) -> np
     """
     size = corr_a.shape[-1]
     cross = np.einsum("...ij,...ij->...", corr_a, corr_b)
+    if undefined_as_nan:
+        return np.where(cross > 0, size**2 / np.where(cross > 0, cross, 1.0), np.nan)
     if np.any(cross <= 0):
         raise ValueError("split-half participation ratio: the halves' correlation matrices are not aligned "
                          "(tr(R_A R_B) ≤ 0); too few positions in a half")

@@ -349,33 +349,42 @@ class SamplingGap:
     ``bias`` the specialists' bootstrap bias (mean of the resampled values − the observed value) minus
     the controls' mean bias, in the statistic's units; ``excess_variance`` the specialists' bootstrap
     variance minus the controls' mean variance, floored at 0 (units²); ``specialists_sd`` and
-    ``controls_sd`` the bootstrap SDs (the controls' as the root of their mean variance).
+    ``controls_sd`` the bootstrap SDs (the controls' as the root of their mean variance); ``dropped`` the
+    resamples left out because the statistic was undefined on them for some group.
     """
 
     bias: float
     excess_variance: float
     specialists_sd: float
     controls_sd: float
+    dropped: int = 0
 
     def fields(self) -> dict[str, float]:
         return {"bias": self.bias, "excess_variance": self.excess_variance, "specialists_sd": self.specialists_sd,
-                "controls_sd": self.controls_sd}
+                "controls_sd": self.controls_sd, "dropped_resamples": self.dropped}
 
 
 def sampling_gap(resampled: np.ndarray, observed: np.ndarray) -> SamplingGap:
     """The gap from a statistic of the specialists (column 0) and of control groups (columns 1…) on the
-    same bootstrap resamples, ``resampled`` ``[B, 1 + m]``, and on the data, ``observed`` ``[1 + m]``."""
+    same bootstrap resamples, ``resampled`` ``[B, 1 + m]``, and on the data, ``observed`` ``[1 + m]``. A
+    resample where the statistic is NaN for some group (undefined there) is dropped for every group, so the
+    groups stay paired; at least 2 must remain."""
     resampled, observed = np.asarray(resampled, dtype=float), np.asarray(observed, dtype=float)
-    if resampled.ndim != 2 or resampled.shape[1] < 2 or resampled.shape[0] < 2 or observed.shape != resampled.shape[1:]:
+    if resampled.ndim != 2 or resampled.shape[1] < 2 or observed.shape != resampled.shape[1:]:
         raise ValueError(f"need resampled [B ≥ 2, 1 + m ≥ 2] and observed [1 + m]; got {resampled.shape}, "
                          f"{observed.shape}")
+    defined = ~np.isnan(resampled).any(axis=1)
+    dropped, resampled = int((~defined).sum()), resampled[defined]
+    if resampled.shape[0] < 2:
+        raise ValueError(f"the group statistic is undefined on {dropped} of {defined.size} resamples; fewer than 2 left")
     if not (np.isfinite(resampled).all() and np.isfinite(observed).all()):
         raise ValueError("the resampled group statistic is not finite")
     bias = resampled.mean(0) - observed
     variance = resampled.var(0, ddof=1)
     controls = float(variance[1:].mean())
     return SamplingGap(bias=float(bias[0] - bias[1:].mean()), excess_variance=max(float(variance[0]) - controls, 0.0),
-                       specialists_sd=float(np.sqrt(variance[0])), controls_sd=float(np.sqrt(controls)))
+                       specialists_sd=float(np.sqrt(variance[0])), controls_sd=float(np.sqrt(controls)),
+                       dropped=dropped)
 
 
 @dataclass(frozen=True)

@@ -337,9 +337,10 @@ def _layer_halves(group: GroupSetting, acts: GroupActivations, settings: dict[st
                  for h in (0, 1))
 
 
-def _participation_ratio(excess: list[np.ndarray]) -> np.ndarray:
-    """C6's split-half participation ratio from the two halves' excess matrices ``[..., size, size]`` each."""
-    return split_half_participation_ratio(*excess)
+def _participation_ratio(excess: list[np.ndarray], resampled: bool = False) -> np.ndarray:
+    """C6's split-half participation ratio from the two halves' excess matrices ``[..., size, size]`` each; NaN
+    where undefined on a bootstrap resample (``resampled``: the sampling gap drops it), an error on the data."""
+    return split_half_participation_ratio(*excess, undefined_as_nan=resampled)
 
 
 def _mean_excess(excess: list[np.ndarray]) -> np.ndarray:
@@ -360,7 +361,7 @@ def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], pr: G
                  for name in ("participation_ratio", "mean_corr")}
     for g, ids in enumerate(groups):
         excess = [h.resampled_excess(ids, d) for h, d in zip(halves, draws)]
-        resampled["participation_ratio"][:, g] = _participation_ratio(excess)
+        resampled["participation_ratio"][:, g] = _participation_ratio(excess, resampled=True)
         resampled["mean_corr"][:, g] = _mean_excess(excess)
     return {"participation_ratio": sampling_gap(resampled["participation_ratio"], pr(groups)),
             "mean_corr": sampling_gap(resampled["mean_corr"], corr(groups))}
