@@ -122,3 +122,8 @@ def test_split_half_participation_ratio_of_known_matrices():
         split_half_participation_ratio(r, anti)
     batch = split_half_participation_ratio(np.stack([r, r]), np.stack([r, anti]), undefined_as_nan=True)
     assert batch[0] == pytest.approx(64 / (8 + 56 * 0.25)) and np.isnan(batch[1])
+    broken = r.copy()
+    broken[0, 1] = np.nan
+    for undefined_as_nan in (False, True):      # a non-finite matrix is an error, never "undefined"
+        with pytest.raises(ValueError, match="not finite"):
+            split_half_participation_ratio(r, broken, undefined_as_nan=undefined_as_nan)

@@ -11,6 +11,7 @@ from scipy.stats import chisquare, kstest, rankdata
 
 from harness.analysis.groups import (
     COVARIATES,
+    MAX_UNDEFINED_SHARE,
     compare,
     Adjustment,
     compare_groups,
@@ -389,14 +390,25 @@ def test_sampling_gap_moves_the_tested_value_and_widens_the_null():
 
 
 def test_sampling_gap_drops_a_resample_undefined_for_any_group():
-    """A resample whose statistic is NaN for one group (a split-half participation ratio whose halves do not
-    align) is left out for every group, so the groups stay paired: the gap equals the one computed without
-    that row, and the record counts it; with fewer than 2 defined resamples it is an error."""
-    resampled = np.random.default_rng(4).standard_normal((50, 4))
+    """A resample marked undefined (C6's split-half participation ratio whose halves do not align, NaN for one
+    group) is left out for every group, so the groups stay paired: the gap equals the one computed without that
+    row, and the record counts it. More than MAX_UNDEFINED_SHARE undefined, an unmarked NaN, an infinite value
+    or a non-finite observed value are errors."""
+    resampled = np.random.default_rng(4).standard_normal((200, 4))
     holed = resampled.copy()
     holed[7, 2] = np.nan
-    gap, reference = sampling_gap(holed, np.zeros(4)), sampling_gap(np.delete(resampled, 7, axis=0), np.zeros(4))
+    undefined = np.isnan(holed).any(axis=1)
+    gap = sampling_gap(holed, np.zeros(4), undefined)
+    reference = sampling_gap(np.delete(resampled, 7, axis=0), np.zeros(4))
     assert gap.fields() == {**reference.fields(), "dropped_resamples": 1}
-    holed[1:, 0] = np.nan
-    with pytest.raises(ValueError, match="undefined on 49 of 50"):
-        sampling_gap(holed, np.zeros(4))
+    with pytest.raises(ValueError, match="not finite"):
+        sampling_gap(holed, np.zeros(4))                       # a NaN nobody marked undefined
+    too_many = np.arange(200) < MAX_UNDEFINED_SHARE * 200 + 1
+    with pytest.raises(ValueError, match=f"undefined on {int(too_many.sum())} of 200"):
+        sampling_gap(resampled, np.zeros(4), too_many)
+    infinite = resampled.copy()
+    infinite[3, 1] = np.inf
+    with pytest.raises(ValueError, match="resampled group statistic is not finite"):
+        sampling_gap(infinite, np.zeros(4))
+    with pytest.raises(ValueError, match="observed group statistic is not finite"):
+        sampling_gap(resampled, np.array([0.0, np.nan, 0.0, 0.0]))

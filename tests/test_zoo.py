@@ -143,6 +143,30 @@ def test_planted_families_change_only_the_planted_rows(tiny_root):
         assert 0 < off_diagonal.min() and off_diagonal.max() < 0.99
 
 
+def test_planted_read_rows_mix_the_shared_direction_with_each_neurons_own():
+    """``read_mix`` sets how alike the planted neurons read: at 0 every read row is the shared rare-context
+    direction (cosine 1 between rows), and the rows part as the mix grows; at every mix each planted
+    pre-activation has the neuron's original SD and a mean of −FIRING_OFFSET SDs over the contexts (exact)."""
+    from harness.zoo.planted import FIRING_OFFSET, _read_rows
+
+    g = torch.Generator().manual_seed(0)
+    mlp_in = torch.randn(2000, 48, generator=g, dtype=torch.float64) @ torch.randn(48, 48, generator=g,
+                                                                                    dtype=torch.float64)
+    rare = torch.arange(2000) < 200
+    mlp_in[rare] += 3.0 * torch.randn(48, generator=g, dtype=torch.float64)
+    pre_sd = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    least_cosine = []
+    for read_mix in (0.0, 0.25, 0.5):
+        read, bias = _read_rows(mlp_in, rare, pre_sd, seed=3, read_mix=read_mix)
+        pre = mlp_in @ read.T + bias
+        torch.testing.assert_close(pre.std(0), pre_sd)
+        torch.testing.assert_close(pre.mean(0), -FIRING_OFFSET * pre_sd)
+        unit = read / read.norm(dim=1, keepdim=True)
+        least_cosine.append(float((unit @ unit.T).min()))
+    assert least_cosine[0] == pytest.approx(1.0)
+    assert least_cosine[0] > least_cosine[1] + 0.01 > least_cosine[2] + 0.02
+
+
 def test_checkpoints_load_offline_in_transformers_and_transformer_lens(tiny_root):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, AutoTokenizer

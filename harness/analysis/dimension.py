@@ -68,6 +68,8 @@ def split_half_participation_ratio(corr_a: np.ndarray, corr_b: np.ndarray, undef
     """
     size = corr_a.shape[-1]
     cross = np.einsum("...ij,...ij->...", corr_a, corr_b)
+    if not np.all(np.isfinite(cross)):
+        raise ValueError("split-half participation ratio: the halves' correlation matrices are not finite")
     if undefined_as_nan:
         return np.where(cross > 0, size**2 / np.where(cross > 0, cross, 1.0), np.nan)
     if np.any(cross <= 0):

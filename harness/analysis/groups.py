@@ -48,7 +48,8 @@ every time). So the null groups are **matched** and the comparison is **adjusted
    groups is recomputed on the same sequence-bootstrap resamples; the specialists' bootstrap bias
    in excess of the controls' is subtracted from the observed value and their excess variance is
    added to the null's (a volatility shared by the specialists' noise, with no shared factor,
-   fooled C6 29% of the time without this; measured in the calibration table).
+   fooled C6 29% of the time without this; measured in the calibration table). A resample on which the
+   statistic is undefined for some group is dropped for all (at most ``MAX_UNDEFINED_SHARE``).
 
 The p-value is the empirical one-sided p of the specialists against the adjusted draws; the
 effect is (observed − median of the adjusted null) / SD of the adjusted null, oriented so that
@@ -342,6 +343,9 @@ def fit_controls(statistic: GroupStatistic, adjustment: Adjustment, matched: Mat
     return replace(fit, centre_variance=float(np.mean(np.square(gaps)) / 4.0))
 
 
+MAX_UNDEFINED_SHARE = 0.02  # most bootstrap resamples a sampling gap may drop as undefined (``sampling_gap``)
+
+
 @dataclass(frozen=True)
 class SamplingGap:
     """How the specialists' estimate of a statistic differs in sampling from their controls' (step 5).
@@ -364,21 +368,30 @@ class SamplingGap:
                 "controls_sd": self.controls_sd, "dropped_resamples": self.dropped}
 
 
-def sampling_gap(resampled: np.ndarray, observed: np.ndarray) -> SamplingGap:
+def sampling_gap(resampled: np.ndarray, observed: np.ndarray, undefined: np.ndarray | None = None) -> SamplingGap:
     """The gap from a statistic of the specialists (column 0) and of control groups (columns 1…) on the
-    same bootstrap resamples, ``resampled`` ``[B, 1 + m]``, and on the data, ``observed`` ``[1 + m]``. A
-    resample where the statistic is NaN for some group (undefined there) is dropped for every group, so the
-    groups stay paired; at least 2 must remain."""
+    same bootstrap resamples, ``resampled`` ``[B, 1 + m]``, and on the data, ``observed`` ``[1 + m]``.
+
+    ``undefined`` ``[B]`` marks the resamples on which the statistic is undefined for some group (C6's
+    split-half participation ratio where the halves do not align); they are dropped for every group, so the
+    groups stay paired. They are the far tail of the statistic (the ratio grows without bound as the
+    halves' cross product falls to 0), so dropping them narrows the gap: more than
+    ``MAX_UNDEFINED_SHARE`` of them is an error, not a smaller tail. Any other non-finite value is an error.
+    """
     resampled, observed = np.asarray(resampled, dtype=float), np.asarray(observed, dtype=float)
-    if resampled.ndim != 2 or resampled.shape[1] < 2 or observed.shape != resampled.shape[1:]:
+    if resampled.ndim != 2 or resampled.shape[0] < 2 or resampled.shape[1] < 2 or observed.shape != resampled.shape[1:]:
         raise ValueError(f"need resampled [B ≥ 2, 1 + m ≥ 2] and observed [1 + m]; got {resampled.shape}, "
                          f"{observed.shape}")
-    defined = ~np.isnan(resampled).any(axis=1)
-    dropped, resampled = int((~defined).sum()), resampled[defined]
-    if resampled.shape[0] < 2:
-        raise ValueError(f"the group statistic is undefined on {dropped} of {defined.size} resamples; fewer than 2 left")
-    if not (np.isfinite(resampled).all() and np.isfinite(observed).all()):
+    undefined = np.zeros(resampled.shape[0], bool) if undefined is None else np.asarray(undefined, bool)
+    dropped = int(undefined.sum())
+    if dropped > MAX_UNDEFINED_SHARE * undefined.size:
+        raise ValueError(f"the group statistic is undefined on {dropped} of {undefined.size} resamples (at most "
+                         f"{MAX_UNDEFINED_SHARE:.0%} may be dropped)")
+    resampled = resampled[~undefined]
+    if not np.isfinite(resampled).all():
         raise ValueError("the resampled group statistic is not finite")
+    if not np.isfinite(observed).all():
+        raise ValueError("the observed group statistic is not finite")
     bias = resampled.mean(0) - observed
     variance = resampled.var(0, ddof=1)
     controls = float(variance[1:].mean())

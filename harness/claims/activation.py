@@ -339,7 +339,7 @@ def _layer_halves(group: GroupSetting, acts: GroupActivations, settings: dict[st
 
 def _participation_ratio(excess: list[np.ndarray], resampled: bool = False) -> np.ndarray:
     """C6's split-half participation ratio from the two halves' excess matrices ``[..., size, size]`` each; NaN
-    where undefined on a bootstrap resample (``resampled``: the sampling gap drops it), an error on the data."""
+    where undefined on a bootstrap resample (``resampled``: ``_sampling_gaps`` drops it), an error on the data."""
     return split_half_participation_ratio(*excess, undefined_as_nan=resampled)
 
 
@@ -353,7 +353,8 @@ def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], pr: G
     """C6's two statistics on the specialists and on ``SAMPLING_GROUPS`` matched groups, recomputed on
     ``n_bootstrap`` resamples of the test sequences (each half resampled within itself, the same resamples
     for every group; the factors' implied correlations recomputed on each): their sampling gaps
-    (``harness.analysis.groups``, step 5)."""
+    (``harness.analysis.groups``, step 5). A resample on which the participation ratio is undefined for some
+    group is left out of that statistic's gap only (the mean correlation is defined on every resample)."""
     groups = np.vstack([group.matched.specialists[None], group.matched.groups[:SAMPLING_GROUPS]])
     draws = [bootstrap_indices(np.unique(h.seq).size, settings["n_bootstrap"], settings["seed"] + i)
              for i, h in enumerate(halves)]
@@ -363,5 +364,6 @@ def _sampling_gaps(group: GroupSetting, halves: tuple[TestHalf, TestHalf], pr: G
         excess = [h.resampled_excess(ids, d) for h, d in zip(halves, draws)]
         resampled["participation_ratio"][:, g] = _participation_ratio(excess, resampled=True)
         resampled["mean_corr"][:, g] = _mean_excess(excess)
-    return {"participation_ratio": sampling_gap(resampled["participation_ratio"], pr(groups)),
+    undefined = np.isnan(resampled["participation_ratio"]).any(axis=1)
+    return {"participation_ratio": sampling_gap(resampled["participation_ratio"], pr(groups), undefined),
             "mean_corr": sampling_gap(resampled["mean_corr"], corr(groups))}

@@ -40,9 +40,10 @@ ablation removes its own part of the push. Built this way (construction 2, 917 s
 checkpoints on 2 cores) the 17 planted neurons rank 1–22 of 1,024 by rare-target influence
 (0.0025–0.0042 nats; the top unplanted neuron 0.0047), their activations correlate 0.71 at rare
 targets, and the claims run recovers 14 of them (README, "The positive control"). With half of each
-neuron's own direction in its read row (``read_mix`` 0.5, constructions 2 and 3) the control's plateau was
-borderline: its flatness excess 0.273–0.275 over the null straddled C1's smallest effect 0.3, so a zoo
-rebuilt on another machine turned C1 (and C4 with it) from supported to contradicted. The lever is the
+neuron's own direction in its read row (``read_mix`` 0.5, construction 2) the control's plateau was
+borderline: its flatness excess over the null, 0.273–0.275, lay just below C1's smallest effect 0.3 and its
+interval's upper end straddled it (0.312 on the first machine's zoo, 0.297 on a rebuild on another), so the
+rebuild turned C1 (and C4 with it) from supported to contradicted. The lever is the
 read side, not the write norm (write rows at 0.6× and 1.6× the layer's median norm: excess 0.216, 0.184;
 1.0×: 0.273): at ``read_mix`` 0.25 the 17 fire more alike at rare targets and the plateau is flat (excess
 0.324 at the final checkpoint), at 0 — every read row the shared direction alone — they act as one again

@@ -40,8 +40,8 @@ PLANTED_IDS = "planted_neurons.json"
 BUILD_FORMAT = 1  # bump when the build procedure changes the output for the same spec
 PLANTING_CONSTRUCTION = 4  # bump when harness.zoo.planted plants differently (only planted families rebuild); a
 # non-firing planted neuron carrying no share (2026-12-03) changed no build that construction 2 could make; 4:
-# the read mix a spec field, 0.25 for neox-4l-planted (was 0.5 for every family; 2026-12-04; 3 was a rejected
-# variation of the write fit, never shipped)
+# the read mix a spec field, 0.25 for neox-4l-planted (was 0.5 for every family; 2026-12-04); 3 was the
+# variation fit of e95e7e7, reverted in d2467fc, so construction-3 builds may exist and 4 rebuilds them
 
 
 def pythia_schedule(final_step: int, n_even: int) -> tuple[int, ...]:
