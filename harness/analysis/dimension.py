@@ -71,7 +71,7 @@ def split_half_participation_ratio(corr_a: np.ndarray, corr_b: np.ndarray, undef
     if not np.all(np.isfinite(cross)):
         raise ValueError("split-half participation ratio: the halves' correlation matrices are not finite")
     if undefined_as_nan:
-        return np.where(cross > 0, size**2 / np.where(cross > 0, cross, 1.0), np.nan)
+        return size**2 / np.where(cross > 0, cross, np.nan)
     if np.any(cross <= 0):
         raise ValueError("split-half participation ratio: the halves' correlation matrices are not aligned "
                          "(tr(R_A R_B) ≤ 0); too few positions in a half")
