@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from harness.analysis.routing import check_arrays, routing_effects
+from harness.analysis.routing import check_arrays, routing_effects, tail_aware_heads, unbounded_ci
 from harness.analysis.stats import percentile_ci
 from synthetic import assert_rate_at_least
 
@@ -160,3 +160,42 @@ def test_bad_input_raises_clear_errors():
         effects(good, sequences=np.array([3]))
     with pytest.raises(ValueError, match="metric"):
         effects(good, metric="probability")
+
+
+def test_tail_aware_effect_is_the_plain_effect_when_every_sequence_moves_alike():
+    """A head whose per-sequence change is a fixed share of the clean activation has no tail (Hill index
+    inf): its tail-aware effect is its plain effect, in every resample."""
+    head = np.abs(HEAD)
+    r = effects(ablation_arrays(head, LAYER, noise=0.0, seed=6), "activation")
+    np.testing.assert_allclose(r.heads_tail, r.heads, rtol=1e-12)
+    assert (r.tail_index > 1e12).all() and r.max_head_tail == pytest.approx(r.max_head)   # inf up to rounding
+    np.testing.assert_allclose(r.max_head_tail_ci, [r.max_head] * 2, rtol=1e-12)
+    assert effects(ablation_arrays(head, LAYER, seed=6), "loss").heads_tail is None
+
+
+def test_tail_aware_effect_by_hand():
+    """Eight sequences, a quarter as the tail (k = 2): the two largest per-sequence effects r = Σ|Δa| / Σ|a|
+    are replaced by u·α̂/(α̂ − 1) with u the third largest and α̂ = 2 / Σ ln(r_top / u), their Σ|a| kept."""
+    clean = np.array([1.0, 2.0, 1.0, 4.0, 1.0, 2.0, 1.0, 3.0])
+    r = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10])
+    change = (r * clean)[None, None, :]
+    effect, alpha = tail_aware_heads(change, clean, np.arange(8)[None], 0.25)
+    a_hat = 2 / (np.log(0.08 / 0.06) + np.log(0.10 / 0.06))   # 2.50
+    expected = 100 * ((r * clean)[:6].sum() + (1.0 + 3.0) * 0.06 * a_hat / (a_hat - 1)) / clean.sum()
+    assert alpha[0, 0] == pytest.approx(a_hat) and effect[0, 0, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_tail_of_index_below_one_leaves_the_effect_unbounded_and_its_interval_open():
+    """Per-sequence effects on exact Pareto quantiles of index 0.8 (no finite mean): Hill's index on the top
+    quarter is below 1, so the observed tail-aware effect is inf; an interval keeps infinite draws."""
+    n = 40
+    quantiles = (1 - (np.arange(n) + 0.5) / n) ** (-1 / 0.8)
+    effect, alpha = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25)
+    assert alpha[0, 0] < 1 and np.isinf(effect[0, 0, 0])
+    assert unbounded_ci(np.array([1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 0.99])
+def test_a_tail_fraction_that_leaves_no_body_or_no_tail_is_refused(fraction):
+    with pytest.raises(ValueError, match="tail"):
+        tail_aware_heads(np.ones((1, 1, 8)), np.ones(8), np.arange(8)[None], fraction)

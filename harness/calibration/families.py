@@ -42,7 +42,7 @@ Effect sizes, per claim (what "the papers' effect" means here):
   review's) a routing head of mean effect 25% on rare and common targets whose per-sequence effect is
   lognormal with SD 3, so that its mean comes from a few sequences (C7 v3: 15.5% supported), and (a
   third review's) heads of mean effect 12% whose per-sequence effect is lognormal with SD 2.5 (v3: 18.5%)
-  or Pareto with tail index 1.3 (infinite variance; 21% under v3 and v4).
+  or Pareto with tail index 1.3 (infinite variance; 21% under v3 and v4, 5.5% under v5).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the
