@@ -110,3 +110,27 @@ def test_synthetic_null_curves_pool_each_permuted_subject_by_positions(permutati
         expected.append(SequenceInfluence(source._means(source.d[perm], magnitude, source._noise["rare"]),
                                           source.counts).pooled())
     assert got.shape == (5, 64) and np.allclose(got, np.stack(expected), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("start, final", [(0.0, 0.3), (0.2, 0.2)])
+def test_a_trajectory_moves_the_planted_rows_shared_direction_from_its_start_to_its_final_weight(start, final):
+    """C9's trajectories: at checkpoint i of n the planted rows hold the shared direction u with weight
+    s = start + (final − start)·i / (n − 1) (their mean cosine with u is s + √(1 − s²)·(mean cosine of random
+    rows, SD ≈ 0.03 here)), whatever the row process did. (0.2, 0.2) is the constant null: the separation never
+    grows. u is drawn as ``group_trajectory`` draws it (its seed + 7919, one per matrix)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from harness.calibration.groups import GroupWorld, SyntheticGroups, group_trajectory
+
+    world, seed = GroupWorld(boost=10.0), 5
+    rng = np.random.default_rng(seed + 7919)
+    names = SyntheticGroups(replace(world, spike=0.0), seed).rows
+    u = {name: rng.standard_normal(world.d_model) for name in names}
+    run = group_trajectory(world, seed, 4, "ar1", 0.8, final, start)
+    for i, checkpoint in enumerate(run):
+        for name, direction in u.items():
+            rows = checkpoint.rows[name][checkpoint.planted]
+            cosine = (rows @ direction / np.linalg.norm(rows, axis=1) / np.linalg.norm(direction)).mean()
+            assert cosine == pytest.approx(start + (final - start) * i / 3, abs=0.1), (i, name)

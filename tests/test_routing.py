@@ -195,7 +195,25 @@ def test_a_tail_of_index_below_one_leaves_the_effect_unbounded_and_its_interval_
     assert unbounded_ci(np.array([1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, 0.99])
-def test_a_tail_fraction_that_leaves_no_body_or_no_tail_is_refused(fraction):
+def test_a_dead_head_and_sequences_without_rare_positions_do_not_make_the_effect_unbounded():
+    """A head that moves nothing keeps its plain effect 0 (no tail to fit), as does a head that moves fewer
+    sequences than the tail holds (the spread check judges those); sequences with Σ|a| = 0 move nothing and
+    are left out of the ordering, so adding them changes no tail-aware effect (k is a share of the others)."""
+    rng = np.random.default_rng(8)
+    n = 40
+    clean = rng.uniform(1.0, 2.0, n)
+    change = clean * rng.lognormal(np.log(0.03), 0.5, size=(1, 3, n))
+    change[0, 0] = 0.0
+    change[0, 1, 5:] = 0.0
+    effect, alpha = tail_aware_heads(change, clean, np.arange(n)[None], 0.25)
+    assert effect[0, 0, 0] == 0.0 and np.isnan(alpha[0, :2]).all()
+    assert effect[0, 0, 1] == pytest.approx(100 * change[0, 1].sum() / clean.sum())
+    padded_change = np.concatenate([change, np.zeros((1, 3, 60))], axis=-1)
+    padded, _ = tail_aware_heads(padded_change, np.r_[clean, np.zeros(60)], np.arange(n + 60)[None], 0.25)
+    np.testing.assert_allclose(padded, effect, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_a_tail_fraction_outside_zero_one_is_refused(fraction):
     with pytest.raises(ValueError, match="tail"):
         tail_aware_heads(np.ones((1, 1, 8)), np.ones(8), np.arange(8)[None], fraction)

@@ -32,8 +32,10 @@ mean does not carry a tail heavier than the sample shows. ``heads_tail`` ``[n_la
 (2001) semi-parametric estimate of each head's effect: the sequences are ordered by their per-sequence
 effect r = Σ|Δa| / Σ|a|; the top ``tail_fraction`` of them (k ≥ 2) are taken as a Pareto tail above the
 next one's effect u, whose Hill index α̂ = k / Σ ln(r_top / u) gives the tail's mean u·α̂/(α̂ − 1) in
-place of the observed top effects (their clean Σ|a| kept); α̂ ≤ 1 or u ≤ 0 leave the effect unbounded
-(inf). For light-tailed effects α̂ is large and the estimate is the plain effect; it is resampled with
+place of the observed top effects (their clean Σ|a| kept); α̂ ≤ 1 leaves the effect unbounded (inf).
+Sequences without rare positions are left out of the ordering, and a head with no tail to fit (u ≤ 0:
+at most k sequences move the specialists at all) keeps its plain effect — a dead head is 0, not
+unbounded; a head whose effect sits in a few sequences is what the spread check judges. For light-tailed effects α̂ is large and the estimate is the plain effect; it is resampled with
 the same paired bootstrap, so a head whose tail index could be near 1 has an interval that reaches far
 up (``max_head_tail_ci``, infinite draws kept, not dropped). ``tail_index`` ``[n_la, n_heads]`` is each
 head's α̂ on the observed sequences.
@@ -91,7 +93,7 @@ class RoutingEffects:
 
 
 def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric: str, n_bootstrap: int,
-                    seed: int, level: float, tail_fraction: float = 0.25) -> RoutingEffects:
+                    seed: int, level: float, tail_fraction: float = 1 / 3) -> RoutingEffects:
     """Effects of ``metric`` over the evaluation ``sequences`` (ids), with a paired bootstrap over them;
     ``tail_fraction`` the share of sequences taken as the Pareto tail of the tail-aware head effects."""
     if metric not in METRICS:
@@ -138,28 +140,37 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, f
 
     ``change`` ``[n_la, n_heads, n_seq]`` per-sequence Σ|Δa|, ``clean`` ``[n_seq]`` Σ|a|, ``index``
     ``[B+1, n]`` the sequence ids of each resample (row 0 the observed ones), ``fraction`` the share of the
-    n sequences taken as the tail (module docstring). Returns ``[B+1, n_la, n_heads]`` (inf where the tail
-    is unbounded) and ``[n_la, n_heads]``.
+    resample's sequences with rare positions (Σ|a| > 0; the others move nothing and are left out of the
+    ordering) taken as the tail: k = max(2, ⌈fraction · n_valid⌉). Where no tail can be fitted — at most k
+    sequences with rare positions, or a threshold u ≤ 0 (at most k sequences move the specialists at all: a
+    dead head, or one whose effect sits in a few sequences, which the spread check judges) — the effect is the
+    plain one. Returns ``[B+1, n_la, n_heads]`` (inf where Hill's index is ≤ 1) and ``[n_la, n_heads]`` (NaN
+    where no tail was fitted).
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"tail fraction must lie in (0, 1), got {fraction}")
     n = index.shape[1]
-    k = max(2, int(np.ceil(fraction * n)))
-    if k >= n:
-        raise ValueError(f"a tail of {k} sequences needs more than {n} sequences")
     d = np.moveaxis(change[..., index], 2, 0)                           # [B+1, n_la, H, n]
     a = np.broadcast_to(clean[index][:, None, None, :], d.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(a > 0, d / a, 0.0)
+        r = np.where(a > 0, d / a, -np.inf)                             # no rare positions: below every effect
     order = np.argsort(r, axis=-1)
     r, d, a = (np.take_along_axis(x, order, axis=-1) for x in (r, d, a))
-    u, top = r[..., -k - 1], r[..., -k:]
+    n_valid = (clean[index] > 0).sum(-1)                                # [B+1]
+    k = np.maximum(2, np.ceil(fraction * n_valid - 1e-9)).astype(np.int64)
+    top = (np.arange(n) >= (n - k)[:, None])[:, None, None, :]          # [B+1, 1, 1, n]
+    u = np.take_along_axis(r, np.broadcast_to(np.maximum(n - k - 1, 0)[:, None, None, None], (*r.shape[:-1], 1)),
+                           axis=-1)[..., 0]                             # [B+1, n_la, H]
+    fitted = (n_valid > k)[:, None, None] & (u > 0)
+    kk = k[:, None, None].astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_excess = np.log(top / u[..., None]).sum(-1)                 # k / α̂
-        factor = np.where((u > 0) & (log_excess < k), k / (k - log_excess), np.inf)   # α̂ / (α̂ − 1)
-        total = d[..., :-k].sum(-1) + a[..., -k:].sum(-1) * u * factor
-        effect = np.where(np.isfinite(factor), 100.0 * total / a.sum(-1), np.inf)
-        alpha = np.where(u[0] > 0, k / log_excess[0], np.nan)
+        log_excess = np.where(top, np.log(np.where(top, r, 1.0) / np.where(fitted, u, 1.0)[..., None]), 0.0).sum(-1)
+        factor = np.where(log_excess < kk, kk / (kk - log_excess), np.inf)        # α̂ / (α̂ − 1)
+        tail = np.where(top, 0.0, d).sum(-1) + np.where(top, a, 0.0).sum(-1) * u * factor
+        plain = d.sum(-1)
+        total = np.where(fitted, tail, plain)
+        effect = np.where(fitted & ~np.isfinite(factor), np.inf, 100.0 * total / a.sum(-1))
+        alpha = np.where(fitted[0], kk[0] / log_excess[0], np.nan)
     return effect, alpha
 
 

@@ -233,18 +233,19 @@ def evolve_rows(rows: dict[str, np.ndarray], process: str, phi: float, rng: np.r
 
 
 def group_trajectory(world: GroupWorld, seed: int, n_checkpoints: int, process: str, phi: float,
-                     final_spike: float) -> list[SyntheticGroups]:
+                     final_spike: float, start_spike: float = 0.0) -> list[SyntheticGroups]:
     """Checkpoints of one synthetic training run for C9: rows evolve (``evolve_rows``) while the planted
-    group's shared direction grows linearly to ``final_spike`` (0: a drift-free null); activations and
-    influence are those of the same subject at every checkpoint (the same sequences, the same planted
-    group), so the trend can only come from the weights."""
+    group's shared direction moves linearly from ``start_spike`` to ``final_spike`` (both 0: a drift-free
+    null; equal: a separation present from the start that does not grow); activations and influence are
+    those of the same subject at every checkpoint (the same sequences, the same planted group), so the
+    trend can only come from the weights."""
     rng = np.random.default_rng(seed + 7919)
     first = SyntheticGroups(replace(world, spike=0.0), seed)
     rows = first.rows
     u = {name: _unit(rng.standard_normal(world.d_model)) for name in rows}
     out = []
     for i in range(n_checkpoints):
-        strength = final_spike * i / max(n_checkpoints - 1, 1)
+        strength = start_spike + (final_spike - start_spike) * i / max(n_checkpoints - 1, 1)
         shown = {name: _with_spike(r, first.planted, u[name], strength) for name, r in rows.items()}
         out.append(SyntheticGroups(world, seed, label=f"synthetic-{seed}@step{i}", step=i, rows=shown))
         rows = evolve_rows(rows, process, phi, rng)

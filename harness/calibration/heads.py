@@ -2,7 +2,9 @@
 
 A ``HeadWorld`` has ``n_layers`` × ``n_heads`` attention heads feeding the final MLP. Ablating head h
 changes the specialists' activations by ``head_effect_h`` % and the rare-target loss by a tenth of
-that, per sequence with multiplicative noise; ablating a whole layer changes them by ``layer_ratio`` ×
+that, per sequence with multiplicative noise of mean 1 (so the effects are the population means; until
+2026-12-04 the noise had mean e^(noise²/2), 13% above them at noise 0.5, and the "12%" routing heads had
+mean 13.6%, as an independent review found); ablating a whole layer changes them by ``layer_ratio`` ×
 its largest head's effect (layers do more than their heads alone). Common-target effects are the
 rare ones times lognormal noise of SD ``common_noise`` (the heads serve both), except for a routing
 head, which acts on rare targets only (``routing_common``: on common targets as much).
@@ -97,9 +99,9 @@ class SyntheticHeads:
 
             def noisy(pct: np.ndarray, routing: bool = False) -> np.ndarray:
                 z = rng.standard_normal((*pct.shape, w.n_seq))
-                factor = np.exp(w.noise * z)
-                if routing:   # the routing head's own spread, the others' mean kept
-                    factor[-1, 0] = np.exp(w.noise ** 2 / 2) * _routing_factor(w, z[-1, 0])
+                factor = np.exp(w.noise * z - w.noise ** 2 / 2)                # mean 1: the effects are the means
+                if routing:   # the routing head's own spread, its mean kept
+                    factor[-1, 0] = _routing_factor(w, z[-1, 0])
                 return pct[..., None] / 100.0 * factor
 
             out[f"{g}_count"] = self.counts.astype(np.int64)

@@ -188,12 +188,12 @@ SETTINGS: dict[str, Setting] = {
                   "the clean activation at least this (calibrated: ≈ 0.6 with per-sequence noise of SD 0.5; a "
                   "head's spread is ≈ 1/(1 + CV²) of its per-sequence noise, and the rule takes the least of "
                   "every head, so 0.4 cost power under gamma(1) noise, 0.45 → 0.085)"),
-        _fraction("c7_tail_fraction", 0.25, "C7: the share of the test sequences, those of largest per-sequence "
-                  "effect, whose effects a head's tail-aware estimate models as a Pareto tail (Hill's index; at least "
-                  "2 sequences): larger shares estimate the index more tightly but call lognormal noise heavier "
-                  "(calibrated, 200 draws each: a Pareto-tailed head of index 1.3 and mean 12% supported 5.5% at 0.25, 3.5% "
-                  "at 1/3, 2.0% at 0.4 (v4: 21%); a true world with per-sequence noise of SD 0.7 0.46, 0.34, 0.22 (v4: "
-                  "0.62); the papers' SD 0.5 0.885 at each)"),
+        _fraction("c7_tail_fraction", 1 / 3, "C7: the share of the test sequences with rare positions, those of "
+                  "largest per-sequence effect, whose effects a head's tail-aware estimate models as a Pareto tail "
+                  "(Hill's index; at least 2 sequences): larger shares estimate the index more tightly but call "
+                  "lognormal noise heavier (calibrated, 200 draws each: a Pareto-tailed head of index 1.3 and mean "
+                  "10.5% supported 12.5%, 11.5%, 7.5%, 7.5% at 0.15, 0.25, 1/3, 0.4 (v4 40%); a true world with "
+                  "per-sequence noise of SD 0.7 0.50, 0.565, 0.515, 0.415 (v4 0.62); the papers' SD 0.5 0.885 at each)"),
         _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
                   "has a CI lower bound above this ratio (paper: 42–45% vs 7–8%, a ratio near 5)"),
         _fraction("c7_min_correlation", 0.8, "C7: the heads serve rare and common targets alike when the "
