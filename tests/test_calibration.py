@@ -134,3 +134,20 @@ def test_a_trajectory_moves_the_planted_rows_shared_direction_from_its_start_to_
             rows = checkpoint.rows[name][checkpoint.planted]
             cosine = (rows @ direction / np.linalg.norm(rows, axis=1) / np.linalg.norm(direction)).mean()
             assert cosine == pytest.approx(start + (final - start) * i / 3, abs=0.1), (i, name)
+
+
+def test_a_routing_head_with_a_tail_over_a_body_has_mean_one_and_the_tail_carries_its_share():
+    """The mixture routing head: the top share of the sequences (by their normal draw) follow a Pareto tail carrying
+    ``routing_tail_mean`` of the mean, the others a mean-one lognormal body (index 3 here, so that 10⁶ draws pin
+    the mean to ≈ 0.3%)."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from harness.calibration.heads import HeadWorld, _routing_factor
+
+    z = np.random.default_rng(0).standard_normal(1_000_000)
+    factor = _routing_factor(HeadWorld(routing_pareto=3.0, routing_tail_share=0.15, routing_tail_mean=0.4), z)
+    tail = norm.cdf(z) > 0.85
+    assert factor.mean() == pytest.approx(1.0, abs=0.01)
+    assert factor[tail].sum() / factor.sum() == pytest.approx(0.4, abs=0.01)
+    assert factor[tail].min() >= 0.4 / 0.15 * 2 / 3 - 1e-9 and (factor > 0).all()   # the Pareto floor: x_m of mean 1

@@ -269,3 +269,17 @@ def test_a_routing_head_with_a_pareto_tail_is_not_taken_for_small():
     supported = sum(CLAIMS["C7"].evaluate(null.make(8_100_000 + r, 0.0), CALIBRATION).verdict == "supported"
                     for r in range(200))
     assert supported <= 21, f"supported {supported} of 200 times"
+
+
+def test_c6_is_not_supported_on_fewer_test_positions_than_its_floor():
+    """C6 v6: the bridge that removes the layer's common factors is biased towards coordination on small samples
+    (the hardest null supported 13–28% of the time at 90–265 test positions), so a coordinated group that is
+    supported on 355 test positions is inconclusive — not contradicted — when the floor lies above them, with
+    every other check as before."""
+    source = lambda: family("C6", "coordinated group").make(11, 0.3)  # noqa: E731
+    enough = CLAIMS["C6"].evaluate(source(), FAST)
+    few = CLAIMS["C6"].evaluate(source(), dict(FAST, c6_min_test_positions=356))
+    assert enough.verdict == "supported" and enough.sample_sizes["test_positions"] == 355
+    assert few.verdict == "inconclusive" and few.supported_checks["enough_test_positions"] is False
+    assert {k: v for k, v in few.supported_checks.items() if k != "enough_test_positions"} == \
+        {k: v for k, v in enough.supported_checks.items() if k != "enough_test_positions"}

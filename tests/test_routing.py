@@ -187,12 +187,18 @@ def test_tail_aware_effect_by_hand():
 
 def test_a_tail_of_index_below_one_leaves_the_effect_unbounded_and_its_interval_open():
     """Per-sequence effects on exact Pareto quantiles of index 0.8 (no finite mean): Hill's index on the top
-    quarter is below 1, so the observed tail-aware effect is inf; an interval keeps infinite draws."""
+    quarter is below 1, so the observed tail-aware effect is inf; an interval keeps infinite draws. With the
+    tails assumed no heavier than index 1.2 the tail's mean is 1.2 / 0.2 = 6 times its threshold instead (the
+    estimated index is reported as it is)."""
     n = 40
     quantiles = (1 - (np.arange(n) + 0.5) / n) ** (-1 / 0.8)
     effect, alpha = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25)
     assert alpha[0, 0] < 1 and np.isinf(effect[0, 0, 0])
     assert unbounded_ci(np.array([1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)
+    floored, alpha_floored = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25, 1.2)
+    u = np.sort(quantiles)[-11]                                         # k = 10 of 40; 1.2 / 0.2 = 6
+    expected = 100 * (np.sort(quantiles)[:-10].sum() + 10 * u * 6.0) / n
+    assert alpha_floored[0, 0] == alpha[0, 0] and floored[0, 0, 0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_a_dead_head_and_sequences_without_rare_positions_do_not_make_the_effect_unbounded():

@@ -43,7 +43,10 @@ Effect sizes, per claim (what "the papers' effect" means here):
   lognormal with SD 3, so that its mean comes from a few sequences (C7 v3: 15.5% supported), and (a
   third review's) heads of mean effect 12% whose per-sequence effect is lognormal with SD 2.5 (v3: 18.5%)
   or Pareto with tail index 1.3 (infinite variance; 21% under v3 and v4, 5.5% under v5), and (a fourth
-  review's) the same Pareto head only 5% above the 10% margin (10.5%; v4 40%, v5 11.5%: see the README).
+  review's) the same Pareto head only 5% above the 10% margin (10.5%; v4 40%), and (a fifth review's) a head of
+  mean 10.5% whose effect on 15% of the sequences is a Pareto tail of index 1.2 carrying 40% of its mean over
+  a lognormal body (v4 54%: a tail index fitted on a fixed top third mixes body and tail); and a Pareto head of
+  index 1.1, heavier than the tails C7 v5 assumes (``c7_min_tail_index`` 1.2).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the
@@ -238,6 +241,11 @@ FAMILIES: list[Family] = [
            _heavy_routing_head(12.0, routing_pareto=1.3), sample_sizes={"heads": 24}),
     Family("C7", "a routing head 5% above the margin (10.5% on average), Pareto tail (index 1.3) over sequences",
            "null", _heavy_routing_head(10.5, routing_pareto=1.3), sample_sizes={"heads": 24}),
+    Family("C7", "a routing head (12% on average), Pareto tail of index 1.1, heavier than c7_min_tail_index", "null",
+           _heavy_routing_head(12.0, routing_pareto=1.1), sample_sizes={"heads": 24}),
+    Family("C7", "a routing head (10.5% on average) whose effect on 15% of sequences is a Pareto tail (index 1.2, "
+                 "40% of its mean) over an ordinary body", "null",
+           _heavy_routing_head(10.5, routing_pareto=1.2, routing_tail_share=0.15), sample_sizes={"heads": 24}),
     Family("C7", "heads serving rare and common targets differently (r ≈ 0.15)", "null",
            lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=5.0, common_noise=3.0), seed,
                                                label=f"synthetic-{seed}"), sample_sizes={"heads": 24}),

@@ -13,7 +13,8 @@ Families: distributed processing (small heads ≈ 1–4%, layer / largest head =
 paper's ≈ 5: C7 true), and a routing head (one head at ``routing_effect`` % above the margin: C7 false);
 with ``routing_noise`` the routing head's per-sequence noise is lognormal with that SD instead of ``noise``,
 with ``routing_pareto`` Pareto with that tail index (its mean kept either way), so that a few sequences
-carry its effect and most samples show it small.
+carry its effect and most samples show it small; with ``routing_tail_share`` too, only that share of the
+sequences follows the Pareto tail, over a lognormal body (``_routing_factor``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class HeadWorld:
     common_noise: float = 0.3
     routing_noise: float | None = None
     routing_pareto: float | None = None
+    routing_tail_share: float | None = None
+    routing_tail_mean: float = 0.4
     routing_common: bool = False
 
 
@@ -115,8 +118,17 @@ class SyntheticHeads:
 
 def _routing_factor(world: HeadWorld, z: np.ndarray) -> np.ndarray:
     """The routing head's per-sequence factors ``[n_seq]`` of mean 1 from standard normal draws ``z``: lognormal
-    with SD ``routing_noise``, or Pareto with tail index ``routing_pareto`` (> 1; inverse CDF of Φ(z))."""
-    if world.routing_pareto is not None:
-        a = world.routing_pareto
+    with SD ``routing_noise``; Pareto with tail index ``routing_pareto`` (> 1; inverse CDF of Φ(z)); or, with
+    ``routing_tail_share`` too, a mixture: the sequences of the top ``routing_tail_share`` of z follow that
+    Pareto tail and carry ``routing_tail_mean`` of the mean, the others lognormal with SD ``noise`` (an ordinary
+    body above which a heavy tail begins: a tail index fitted on a fixed top share of the sequences mixes both)."""
+    if world.routing_pareto is None:
+        return np.exp(world.routing_noise * z - world.routing_noise ** 2 / 2)
+    a, share = world.routing_pareto, world.routing_tail_share
+    if share is None:
         return norm.sf(z) ** (-1.0 / a) * (a - 1.0) / a
-    return np.exp(world.routing_noise * z - world.routing_noise ** 2 / 2)
+    u = norm.cdf(z)
+    tail = u > 1.0 - share
+    pareto = np.clip((1.0 - u) / share, 1e-300, 1.0) ** (-1.0 / a) * (a - 1.0) / a        # mean 1 within the tail
+    body = np.exp(world.noise * norm.ppf(np.clip(u / (1.0 - share), 1e-16, 1 - 1e-16)) - world.noise ** 2 / 2)
+    return np.where(tail, world.routing_tail_mean / share * pareto, (1.0 - world.routing_tail_mean) / (1.0 - share) * body)

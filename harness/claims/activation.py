@@ -227,7 +227,7 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 
 # -- C6 -----------------------------------------------------------------------------------------
 @claim(
-    "C6", "specialists_coordinated", scope="subject", rule_version=5,
+    "C6", "specialists_coordinated", scope="subject", rule_version=6,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
     rule="on test-half activations, each pair's correlation beyond the layer's common factors (observed r less the "
          "one the factors imply by the triad estimate, instruments from the rest of the layer with weights fitted "
@@ -236,12 +236,14 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
          "halves) and their mean off-diagonal entry, each corrected for the specialists' own sampling noise "
          "(bootstrap over test sequences with the implied correlations recomputed: their bias beyond matched "
          "groups' subtracted, their excess variance added to the null's); supported when the participation "
-         "ratio is lower (p < alpha) and the mean correlation higher (p < alpha); contradicted when the 1 − 2α "
+         "ratio is lower (p < alpha) and the mean correlation higher (p < alpha) on at least c6_min_test_positions "
+         "test positions; contradicted when the 1 − 2α "
          "location-shift interval of either effect lies below c6_min_z null SDs; inconclusive otherwise or when "
          "matching fails.",
     effect="coordination above matched groups ≥ c6_min_z null SDs (both statistics)",
     paper="\"reduced effective dimensionality\" (abstract)",
-    settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", "c6_factors", *_GROUP_SETTINGS),
+    settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", "c6_factors", "c6_min_test_positions",
+              *_GROUP_SETTINGS),
 )
 def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record, group = start_group_record("C6", source, settings)
@@ -284,7 +286,8 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
                                scale_note="null SDs of matched, adjusted groups; the paper gives no number",
                                units="null SDs")
     record.decide(
-        {"lower_dimension": dim.p < alpha, "higher_correlation": co.p < alpha},
+        {"lower_dimension": dim.p < alpha, "higher_correlation": co.p < alpha,
+         "enough_test_positions": group.x.shape[0] >= settings["c6_min_test_positions"]},
         {"dimension_below_smallest_effect": dim.effect_ci[1] < minimum,
          "correlation_below_smallest_effect": co.effect_ci[1] < minimum},
         f"{source.label}: participation ratio {dim.observed:.2f} vs matched {np.median(dim.adjusted):.2f} "
@@ -292,7 +295,8 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         f"{np.median(co.adjusted):.3f} "
         f"(p = {co.p:.3g}, {co.effect:+.2f} SD, CI [{co.effect_ci[0]:+.2f}, {co.effect_ci[1]:+.2f}]); unmatched "
         f"p {dim.unmatched_p:.3g} / {co.unmatched_p:.3g}; {group.specialists.size} specialists "
-        f"({group.specialists.rule}); paper: {CLAIMS['C6'].paper}",
+        f"({group.specialists.rule}); {group.x.shape[0]} test positions (supported needs ≥ "
+        f"{settings['c6_min_test_positions']}); paper: {CLAIMS['C6'].paper}",
     )
     return record
 

@@ -65,13 +65,14 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
          "activations has a 1 − 2α CI upper bound below c7_head_margin_pct with every head's effect spread over the "
          "sequences (Kish effective sequences of its per-sequence change over those of the clean activation "
          "≥ c7_min_spread) and the largest tail-aware head effect (Peng's estimate, a Hill tail over the top "
-         "c7_tail_fraction of the sequences) a CI upper bound below c7_head_margin_pct too, the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
+         "c7_tail_fraction of the sequences, its index taken as at least c7_min_tail_index) a CI upper bound below "
+         "c7_head_margin_pct too, the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
          "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound "
          "exceeds c7_head_margin_pct (a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
     paper="single head ≈ 7–8%, full layer ≈ 42–45% (abstract); rare/common correlation ≈ 0.89 (P2)",
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
-              "c7_min_spread", "c7_tail_fraction", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
+              "c7_min_spread", "c7_tail_fraction", "c7_min_tail_index", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
 )
 def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C7"].new_record(source.label, settings)
@@ -80,7 +81,7 @@ def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     layers = source.routing_layers(settings["routing_layers"])
     arrays = source.head_ablation(spec.ids, layers, settings["routing_ablation"])
     act = routing_effects(arrays, spec.test_sequences, "activation", settings["n_bootstrap"], settings["seed"], level,
-                          settings["c7_tail_fraction"])
+                          settings["c7_tail_fraction"], settings["c7_min_tail_index"])
     loss = routing_effects(arrays, spec.test_sequences, "loss", settings["n_bootstrap"], settings["seed"], level)
     _fields(record, act)
     _fields(record, loss)
