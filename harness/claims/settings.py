@@ -180,7 +180,8 @@ SETTINGS: dict[str, Setting] = {
                "verdict. The bridge that removes the layer's common factors is biased towards coordination on small "
                "samples: on the hardest null (unsaturated global loadings, ln λ ≈ −3) C6 was supported 13–28% of the "
                "time at ≈ 90–265 test positions (32–96 sequences) and 8.5% at the calibration's 300–406 (median 353, "
-               "the zoo's 358); below this floor C6 can be contradicted but not supported", low=0),
+               "the zoo's 358; at 96 sequences 14 of 60 draws supported without the floor, 1 with it); below this floor C6 "
+               "can be contradicted but not supported", low=0),
         # -- C7 -------------------------------------------------------------------------------
         _count("routing_layers", 3, "C7: how many of the layers that feed the final MLP are ablated (the last "
                "ones)"),
