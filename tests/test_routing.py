@@ -13,6 +13,7 @@ from synthetic import assert_rate_at_least
 LEVEL = 0.9
 N_BOOT = 300
 ACTIVATION_PER_LOSS = 2.0  # planted activation effects are twice the loss effects
+TAIL_FRACTION, MIN_TAIL_INDEX = 1 / 3, 1.2   # C7's defaults
 HEAD = np.array([[2.0, 5.0, 3.0, 1.0], [4.0, -1.0, 9.0, 0.5]])  # % loss increase per head, max at (1, 2)
 LAYER = np.array([30.0, 45.0])
 
@@ -44,7 +45,7 @@ def ablation_arrays(head_pct, layer_pct, *, common_scale=1.0, noise=0.0, n_seq=4
 
 def effects(arrays, metric="loss", seed=0, sequences=None, n_boot=N_BOOT):
     sequences = np.arange(len(arrays["clean_rare_ce"])) if sequences is None else sequences
-    return routing_effects(arrays, sequences, metric, n_boot, seed, LEVEL)
+    return routing_effects(arrays, sequences, metric, n_boot, seed, LEVEL, TAIL_FRACTION, MIN_TAIL_INDEX)
 
 
 @pytest.mark.parametrize("metric, factor", [("loss", 1.0), ("activation", ACTIVATION_PER_LOSS)])
@@ -195,6 +196,8 @@ def test_a_tail_of_index_below_one_leaves_the_effect_unbounded_and_its_interval_
     effect, alpha = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25)
     assert alpha[0, 0] < 1 and np.isinf(effect[0, 0, 0])
     assert unbounded_ci(np.array([1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)
+    assert unbounded_ci(np.array([np.nan, 1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)   # NaN: no rare position
+    assert np.isnan(unbounded_ci(np.array([np.nan, np.nan]), 0.9)).all()
     floored, alpha_floored = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25, 1.2)
     u = np.sort(quantiles)[-11]                                         # k = 10 of 40; 1.2 / 0.2 = 6
     expected = 100 * (np.sort(quantiles)[:-10].sum() + 10 * u * 6.0) / n
@@ -219,7 +222,19 @@ def test_a_dead_head_and_sequences_without_rare_positions_do_not_make_the_effect
     np.testing.assert_allclose(padded, effect, rtol=1e-12)
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0])
-def test_a_tail_fraction_outside_zero_one_is_refused(fraction):
+@pytest.mark.parametrize("fraction, min_index", [(0.0, 0.0), (1.0, 0.0), (0.25, 1.0), (0.25, 0.5), (0.25, -1.0)])
+def test_a_tail_fraction_outside_zero_one_or_an_index_floor_at_or_below_one_is_refused(fraction, min_index):
     with pytest.raises(ValueError, match="tail"):
-        tail_aware_heads(np.ones((1, 1, 8)), np.ones(8), np.arange(8)[None], fraction)
+        tail_aware_heads(np.ones((1, 1, 8)), np.ones(8), np.arange(8)[None], fraction, min_index)
+
+
+def test_the_heaviest_tail_is_named_by_the_models_layer_and_is_none_without_a_fitted_tail():
+    """Layers 8–9 are analysed: the head of least Hill index is reported with its layer number, as the largest
+    head is; when no head has a tail to fit (every head moves nothing) there is none."""
+    arrays = ablation_arrays(np.abs(HEAD), LAYER, noise=0.4, seed=9)
+    arrays["head_rare_dact"] = np.abs(arrays["head_rare_dact"])
+    r = effects(arrays, "activation")
+    at = np.unravel_index(int(np.nanargmin(r.tail_index)), r.tail_index.shape)
+    assert r.heaviest_tail_at == (int(arrays["layers"][at[0]]), int(at[1])) and r.heaviest_tail_at[0] in (8, 9)
+    arrays["head_rare_dact"] = np.zeros_like(arrays["head_rare_dact"])
+    assert effects(arrays, "activation").heaviest_tail_at is None

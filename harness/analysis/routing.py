@@ -27,8 +27,8 @@ SD 0.5, < 0.25 for most samples of an SD-3 head.
 
 Tail-aware head effects (``activation`` only): a head whose per-sequence effect has a Pareto tail of
 index 1.3 (infinite variance) spreads over every sequence (spread ≈ 0.5) and still shows a sample mean
-of 6–8% for a mean of 12% (C7 v4: supported 21% of the time at a 10% margin), because the bootstrap of a
-mean does not carry a tail heavier than the sample shows. ``heads_tail`` ``[n_la, n_heads]`` is Peng's
+of 6–8% for a mean of 12% (C7 v4: supported 31% of the time at a 10% margin; 21% when that family's mean
+was 13.6%), because the bootstrap of a mean does not carry a tail heavier than the sample shows. ``heads_tail`` ``[n_la, n_heads]`` is Peng's
 (2001) semi-parametric estimate of each head's effect: the sequences are ordered by their per-sequence
 effect r = Σ|Δa| / Σ|a|; the top ``tail_fraction`` of them (k ≥ 2) are taken as a Pareto tail above the
 next one's effect u, whose Hill index α̂ = k / Σ ln(r_top / u) gives the tail's mean u·α̂/(α̂ − 1) in
@@ -66,8 +66,9 @@ class RoutingEffects:
     ``heads_ci`` ``[n_la, n_heads, 2]`` and ``layers_ci`` ``[n_la, 2]``; ``heads_common`` the
     common-target head effects; ``max_head`` / ``ratio`` / ``corr`` with their CIs; ``spread``
     ``[n_la, n_heads]`` each head's rare-target spread over the sequences; for ``activation``, the
-    tail-aware ``heads_tail`` and ``tail_index`` ``[n_la, n_heads]`` and the largest tail-aware head effect
-    ``max_head_tail`` with its CI (module docstring; None and NaN for ``loss``).
+    tail-aware ``heads_tail`` and ``tail_index`` ``[n_la, n_heads]``, the largest tail-aware head effect
+    ``max_head_tail`` with its CI, and ``heaviest_tail_at`` (layer, head) of the least fitted index, None where no
+    tail was fitted (module docstring; None and NaN for ``loss`` or without a tail fraction).
     """
 
     metric: str
@@ -90,6 +91,7 @@ class RoutingEffects:
     tail_index: np.ndarray | None = None
     max_head_tail: float = float("nan")
     max_head_tail_ci: tuple[float, float] = (float("nan"), float("nan"))
+    heaviest_tail_at: tuple[int, int] | None = None
 
     @property
     def least_spread(self) -> float:
@@ -98,11 +100,11 @@ class RoutingEffects:
 
 
 def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric: str, n_bootstrap: int,
-                    seed: int, level: float, tail_fraction: float = 1 / 3, min_tail_index: float = 1.2
+                    seed: int, level: float, tail_fraction: float | None = None, min_tail_index: float = 0.0
                     ) -> RoutingEffects:
-    """Effects of ``metric`` over the evaluation ``sequences`` (ids), with a paired bootstrap over them;
-    ``tail_fraction`` the share of sequences taken as the Pareto tail of the tail-aware head effects, whose Hill
-    index is taken as at least ``min_tail_index`` (module docstring)."""
+    """Effects of ``metric`` over the evaluation ``sequences`` (ids), with a paired bootstrap over them. With
+    ``tail_fraction`` (``activation`` only) also the tail-aware head effects: that share of the sequences taken as
+    the Pareto tail, its Hill index taken as at least ``min_tail_index`` (0: no floor; module docstring)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     n_seq, n_layers, n_heads = check_arrays(arrays)
@@ -125,12 +127,15 @@ def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric
     least = np.unravel_index(int(np.argmin(spread)), spread.shape)
     ci = lambda d: percentile_ci(d, level)  # noqa: E731
     tail: dict[str, object] = {}
-    if metric == "activation":
+    if metric == "activation" and tail_fraction is not None:
         tail_heads, alpha = tail_aware_heads(arrays["head_rare_dact"], arrays["clean_rare_act"], index, tail_fraction,
                                              min_tail_index)
         tail_max = tail_heads.reshape(n_bootstrap + 1, -1).max(axis=1)
+        fitted = np.isfinite(alpha)
+        heaviest = np.unravel_index(int(np.argmin(np.where(fitted, alpha, np.inf))), alpha.shape) if fitted.any() else None
         tail = {"heads_tail": tail_heads[0], "tail_index": alpha, "max_head_tail": float(tail_max[0]),
-                "max_head_tail_ci": unbounded_ci(tail_max[1:], level)}
+                "max_head_tail_ci": unbounded_ci(tail_max[1:], level),
+                "heaviest_tail_at": None if heaviest is None else (int(arrays["layers"][heaviest[0]]), int(heaviest[1]))}
     return RoutingEffects(
         metric=metric, heads=heads[0], heads_common=heads_c[0],
         heads_ci=np.stack([np.array([ci(heads[1:, i, h]) for h in range(n_heads)]) for i in range(n_layers)]),
@@ -158,6 +163,8 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, f
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"tail fraction must lie in (0, 1), got {fraction}")
+    if 0.0 < min_index <= 1.0 or min_index < 0.0:
+        raise ValueError(f"the least tail index must be 0 (no floor) or above 1, got {min_index}")
     n = index.shape[1]
     d = np.moveaxis(change[..., index], 2, 0)                           # [B+1, n_la, H, n]
     a = np.broadcast_to(clean[index][:, None, None, :], d.shape)
@@ -185,8 +192,13 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, f
 
 
 def unbounded_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap ``draws`` at ``level`` that keeps infinite draws (order statistics:
-    an upper end among infinite draws is inf)."""
+    """Percentile interval of bootstrap ``draws`` at ``level`` that keeps +inf draws (order statistics: an upper
+    end among infinite draws is inf) and drops NaN ones (a resample without any rare position), as
+    ``percentile_ci`` does; NaN when none is left."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[~np.isnan(draws)]
+    if draws.size == 0:
+        return (float("nan"), float("nan"))
     tail = (1.0 - level) / 2.0
     lo = np.quantile(draws, tail, method="lower")
     hi = np.quantile(draws, 1.0 - tail, method="higher")

@@ -48,6 +48,10 @@ class HeadWorld:
     routing_tail_mean: float = 0.4
     routing_common: bool = False
 
+    def __post_init__(self) -> None:
+        if self.routing_tail_share is not None and self.routing_pareto is None:
+            raise ValueError("routing_tail_share needs routing_pareto (the tail's index)")
+
 
 @dataclass
 class SyntheticHeads:
@@ -127,8 +131,8 @@ def _routing_factor(world: HeadWorld, z: np.ndarray) -> np.ndarray:
     a, share = world.routing_pareto, world.routing_tail_share
     if share is None:
         return norm.sf(z) ** (-1.0 / a) * (a - 1.0) / a
-    u = norm.cdf(z)
-    tail = u > 1.0 - share
-    pareto = np.clip((1.0 - u) / share, 1e-300, 1.0) ** (-1.0 / a) * (a - 1.0) / a        # mean 1 within the tail
+    u, above = norm.cdf(z), norm.sf(z)                                     # sf: no cancellation in the far tail
+    tail = above < share
+    pareto = np.clip(above / share, 1e-300, 1.0) ** (-1.0 / a) * (a - 1.0) / a            # mean 1 within the tail
     body = np.exp(world.noise * norm.ppf(np.clip(u / (1.0 - share), 1e-16, 1 - 1e-16)) - world.noise ** 2 / 2)
     return np.where(tail, world.routing_tail_mean / share * pareto, (1.0 - world.routing_tail_mean) / (1.0 - share) * body)

@@ -11,7 +11,7 @@ on each head's bootstrap interval, which bounds its effect only when the effect 
 the sequences (``harness.analysis.routing``, spread): C7 v3 was supported 15.5% of the time with
 one head of mean effect 25% carried by a few sequences (per-sequence lognormal SD 3), v4 needs
 every head's spread ≥ ``c7_min_spread``. A head whose per-sequence effect has a Pareto tail of index 1.3
-(infinite variance) is spread and still shows 6–8% for a mean of 12% (v4: supported 21% of the time); v5
+(infinite variance) is spread and still shows 6–8% for a mean of 12% (v4: supported 31% of the time); v5
 also bounds every head's tail-aware effect (Peng's estimate with a Hill tail over the top
 ``c7_tail_fraction`` of the sequences, resampled with the same bootstrap) below the margin.
 """
@@ -37,11 +37,10 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
                               f"{m}_rare_common_r": eff.corr, f"{m}_least_head_spread": eff.least_spread,
                               f"{m}_least_spread_head": f"L{eff.least_spread_at[0]}H{eff.least_spread_at[1]}"})
     if eff.tail_index is not None:
-        heaviest = np.unravel_index(int(np.nanargmin(eff.tail_index)), eff.tail_index.shape) \
-            if np.isfinite(eff.tail_index).any() else (0, 0)
+        at = eff.heaviest_tail_at
         record.statistics.update({f"{m}_max_head_tail_pct": eff.max_head_tail,
                                   f"{m}_least_tail_index": float(np.nanmin(eff.tail_index, initial=np.inf)),
-                                  f"{m}_heaviest_tail_head": f"L{heaviest[0]}H{heaviest[1]}"})
+                                  f"{m}_heaviest_tail_head": "none" if at is None else f"L{at[0]}H{at[1]}"})
         record.ci[f"{m}_max_head_tail_pct"] = list(eff.max_head_tail_ci)
         record.ci_levels[f"{m}_max_head_tail_pct"] = eff.level
     record.ci.update({f"{m}_max_head_pct": list(eff.max_head_ci), f"{m}_ratio": list(eff.ratio_ci),

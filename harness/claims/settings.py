@@ -203,8 +203,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("c7_min_tail_index", 1.2, "C7: the heaviest per-sequence tail the tail-aware bound assumes (Pareto "
                 "index; a fitted index below it counts as it, so its mean is at most index/(index − 1) = 6 times the "
                 "tail's threshold). Calibrated, 200 draws each: with 1.2, Pareto-tailed heads of index 1.3 at means 12% "
-                "and 10.5% are supported 6.5% and 8.0% (no floor: 6.5%, 7.5%), exponential per-sequence noise on a "
-                "true world 0.395 (no floor: 0.0; v4 0.435), lognormal SD 0.7 0.565 (0.43; v4 0.575); tails of index "
+                "and 10.5% are supported 6.5% and 8.0% (no floor: 6.5%, 7.5%); true worlds with per-sequence "
+                "lognormal noise of SD 0.7 0.62 (no floor 0.515; v4 0.62) and SD 0.8 0.345 (0.02; v4 0.37), with "
+                "exponential noise on every head 0.395 (0.0; v4 0.435); tails of index "
                 "1.1 escape (29–31% at 10.5–12%, no floor 6–7.5%); 1.3 let the index-1.3 heads through (11%, 16% of "
                 "100)", low=1.0, open_low=True),
         _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
