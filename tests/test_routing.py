@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from harness.analysis.routing import check_arrays, routing_effects, tail_aware_heads, unbounded_ci
-from harness.analysis.stats import percentile_ci
+from harness.analysis.routing import check_arrays, routing_effects, tail_aware_heads
+from harness.analysis.stats import percentile_ci, unbounded_ci
 from synthetic import assert_rate_at_least
 
 LEVEL = 0.9

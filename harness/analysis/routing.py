@@ -25,25 +25,25 @@ the same of the clean quantity (Σ|a| for ``activation``, CE for ``loss``), so t
 of unequal length do not count as concentration. ≈ 0.6 for heads with per-sequence noise of
 SD 0.5, < 0.25 for most samples of an SD-3 head.
 
-Tail-aware head effects (``activation`` only): a head whose per-sequence effect has a Pareto tail of
-index 1.3 (infinite variance) spreads over every sequence (spread ≈ 0.5) and still shows a sample mean
-of 6–8% for a mean of 12% (C7 v4: supported 31% of the time at a 10% margin; 21% when that family's mean
-was 13.6%), because the bootstrap of a mean does not carry a tail heavier than the sample shows. ``heads_tail`` ``[n_la, n_heads]`` is Peng's
-(2001) semi-parametric estimate of each head's effect: the sequences are ordered by their per-sequence
-effect r = Σ|Δa| / Σ|a|; the top ``tail_fraction`` of them (k ≥ 2) are taken as a Pareto tail above the
-next one's effect u, whose Hill index α̂ = k / Σ ln(r_top / u) gives the tail's mean u·α̂/(α̂ − 1) in
-place of the observed top effects (their clean Σ|a| kept); α̂ ≤ 1 leaves the effect unbounded (inf), unless
-the tails are assumed no heavier than ``min_tail_index`` (C7: 1.2), which then stands for any smaller α̂.
-Without that floor, 64 exponentially distributed effects, whose top third looks like a Pareto tail of index
-≈ 1.5–2, have some resample with α̂ ≤ 1 for one of 24 heads so often that C7 was never supported under
-exponential per-sequence noise (200 draws; 39.5% with the floor, 43.5% without the tail bound); with it,
-tails of index 1.1 escape (29–31% supported at means 10.5–12%, against 6–7.5% without the floor).
-Sequences without rare positions are left out of the ordering, and a head with no tail to fit (u ≤ 0:
-at most k sequences move the specialists at all) keeps its plain effect — a dead head is 0, not
-unbounded; a head whose effect sits in a few sequences is what the spread check judges. For light-tailed effects α̂ is large and the estimate is the plain effect; it is resampled with
-the same paired bootstrap, so a head whose tail index could be near 1 has an interval that reaches far
-up (``max_head_tail_ci``, infinite draws kept, not dropped). ``tail_index`` ``[n_la, n_heads]`` is each
-head's α̂ on the observed sequences.
+Tail-aware head effects (``activation`` only): a head whose per-sequence effect has a Pareto tail of index
+1.3 (infinite variance) spreads over every sequence (spread ≈ 0.5) and still shows a sample mean of 6–8% for
+a mean of 12% (C7 v4: supported 31% of the time at a 10% margin; 21% when that family's mean was 13.6%),
+because the bootstrap of a mean does not carry a tail heavier than the sample shows. ``heads_tail``
+``[n_la, n_heads]`` is Peng's (2001) semi-parametric estimate of each head's effect: the sequences are
+ordered by their per-sequence effect r = Σ|Δa| / Σ|a|; the top ``tail_fraction`` of them (k ≥ 2) are taken
+as a Pareto tail above the next one's effect u, whose Hill index α̂ = k / Σ ln(r_top / u) gives the tail's
+mean u·α̂/(α̂ − 1) in place of the observed top effects (their clean Σ|a| kept); α̂ ≤ 1 leaves the effect
+unbounded (inf), unless the tails are assumed no heavier than ``min_tail_index`` (C7: 1.2), which then
+stands for any smaller α̂. Without that floor, 64 exponentially distributed effects, whose top third looks
+like a Pareto tail of index ≈ 1.5–2, have some resample with α̂ ≤ 1 for one of 24 heads so often that C7 was
+never supported under exponential per-sequence noise (200 draws; 39.5% with the floor, 43.5% without the
+tail bound); with it, tails of index 1.1 escape (29–31% supported at means 10.5–12%, against 6–7.5% without
+the floor). Sequences without rare positions are left out of the ordering, and a head with no tail to fit (u
+≤ 0: at most k sequences move the specialists at all) keeps its plain effect — a dead head is 0, not
+unbounded; a head whose effect sits in a few sequences is what the spread check judges. For light-tailed
+effects α̂ is large and the estimate is the plain effect; it is resampled with the same paired bootstrap, so
+a head whose tail index could be near 1 has an interval that reaches far up (``max_head_tail_ci``, infinite
+draws kept, not dropped). ``tail_index`` ``[n_la, n_heads]`` is each head's α̂ on the observed sequences.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.analysis.stats import pearson_rows, percentile_ci, resample_counts
+from harness.analysis.stats import pearson_rows, percentile_ci, resample_counts, unbounded_ci
 
 GROUPS = ("rare", "common")
 METRICS = ("activation", "loss")
@@ -97,6 +97,13 @@ class RoutingEffects:
     def least_spread(self) -> float:
         """The smallest head ``spread`` (at ``least_spread_at``, (layer, head))."""
         return float(self.spread.min())
+
+    @property
+    def least_tail_index(self) -> float:
+        """The smallest fitted Hill index (at ``heaviest_tail_at``); inf where no tail was fitted or none computed."""
+        if self.tail_index is None or not np.isfinite(self.tail_index).any():
+            return float("inf")
+        return float(np.nanmin(self.tail_index))
 
 
 def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric: str, n_bootstrap: int,
@@ -189,20 +196,6 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, f
         effect = np.where(fitted & ~np.isfinite(factor), np.inf, 100.0 * total / a.sum(-1))
         alpha = np.where(fitted[0], kk[0] / log_excess[0], np.nan)
     return effect, alpha
-
-
-def unbounded_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval of bootstrap ``draws`` at ``level`` that keeps +inf draws (order statistics: an upper
-    end among infinite draws is inf) and drops NaN ones (a resample without any rare position), as
-    ``percentile_ci`` does; NaN when none is left."""
-    draws = np.asarray(draws, dtype=float)
-    draws = draws[~np.isnan(draws)]
-    if draws.size == 0:
-        return (float("nan"), float("nan"))
-    tail = (1.0 - level) / 2.0
-    lo = np.quantile(draws, tail, method="lower")
-    hi = np.quantile(draws, 1.0 - tail, method="higher")
-    return (float(lo), float(hi))
 
 
 def _spread(arrays: dict[str, np.ndarray], metric: str, sequences: np.ndarray) -> np.ndarray:

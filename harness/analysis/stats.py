@@ -91,6 +91,20 @@ def percentile_ci(draws: Sequence[float] | np.ndarray, level: float = 0.95) -> t
     return (float(lo), float(hi))
 
 
+def unbounded_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap ``draws`` at ``level`` that keeps +inf draws (order statistics: an upper
+    end among infinite draws is inf: C7's tail-aware bound, where +inf is an unbounded mean) and drops NaN ones
+    (a resample on which the statistic is undefined), as ``percentile_ci`` does; NaN when none is left."""
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[~np.isnan(draws)]
+    if draws.size == 0:
+        return (float("nan"), float("nan"))
+    tail = (1.0 - level) / 2.0
+    lo = np.quantile(draws, tail, method="lower")
+    hi = np.quantile(draws, 1.0 - tail, method="higher")
+    return (float(lo), float(hi))
+
+
 def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson correlation of each row pair of ``x`` and ``y`` ``[B, n]`` (rows broadcast) → ``[B]``.
 

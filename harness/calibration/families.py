@@ -36,17 +36,18 @@ Effect sizes, per claim (what "the papers' effect" means here):
   grows as λ_i λ_j and the specialists lie beyond their controls (46–85% supported under C6 v4); power
   also on a coordinated group that holds the layer's largest global loadings (contradicted 89% under
   C6 v4: its participation ratio was extrapolated along a line).
-- C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45%
-  vs 7–8%) and the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls:
-  one routing head at 25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part of the claim; C7 v2 ignored its size and supported 54–70%); (an independent
-  review's) a routing head of mean effect 25% on rare and common targets whose per-sequence effect is
-  lognormal with SD 3, so that its mean comes from a few sequences (C7 v3: 15.5% supported), and (a
-  third review's) heads of mean effect 12% whose per-sequence effect is lognormal with SD 2.5 (v3: 18.5%)
-  or Pareto with tail index 1.3 (infinite variance; 21% under v3 and v4 while its noise made the mean 13.6%;
-  at a true 12% v4 31%, v5 6.5%), and (a fourth review's) the same Pareto head only 5% above the 10% margin (10.5%; v4 40%), and (a fifth review's) a head of
-  mean 10.5% whose effect on 15% of the sequences is a Pareto tail of index 1.2 carrying 40% of its mean over
-  a lognormal body (v4 54%: a tail index fitted on a fixed top third mixes body and tail); and a Pareto head of
-  index 1.1, heavier than the tails C7 v5 assumes (``c7_min_tail_index`` 1.2).
+- C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45% vs 7–8%) and
+  the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls: one routing head at
+  25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part
+  of the claim; C7 v2 ignored its size and supported 54–70%); (an independent review's) a routing head of
+  mean effect 25% on rare and common targets whose per-sequence effect is lognormal with SD 3, so that its
+  mean comes from a few sequences (C7 v3: 15.5% supported), and (a third review's) heads of mean effect 12%
+  whose per-sequence effect is lognormal with SD 2.5 (v3: 18.5%) or Pareto with tail index 1.3 (infinite
+  variance; 21% under v3 and v4 while its noise made the mean 13.6%; at a true 12% v4 31%, v5 6.5%), and (a
+  fourth review's) the same Pareto head only 5% above the 10% margin (10.5%; v4 40%), and (a fifth review's)
+  a head of mean 10.5% whose effect on 15% of the sequences is a Pareto tail of index 1.2 carrying 40% of
+  its mean over a lognormal body (v4 54%: a tail index fitted on a fixed top third mixes body and tail); and
+  a Pareto head of index 1.1, heavier than the tails C7 v5 assumes (``c7_min_tail_index`` 1.2).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the

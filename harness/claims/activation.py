@@ -287,7 +287,7 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
                                units="null SDs")
     record.decide(
         {"lower_dimension": dim.p < alpha, "higher_correlation": co.p < alpha,
-         "enough_test_positions": group.x.shape[0] >= settings["c6_min_test_positions"]},
+         "enough_test_positions": record.sample_sizes["test_positions"] >= settings["c6_min_test_positions"]},
         {"dimension_below_smallest_effect": dim.effect_ci[1] < minimum,
          "correlation_below_smallest_effect": co.effect_ci[1] < minimum},
         f"{source.label}: participation ratio {dim.observed:.2f} vs matched {np.median(dim.adjusted):.2f} "
@@ -295,7 +295,7 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         f"{np.median(co.adjusted):.3f} "
         f"(p = {co.p:.3g}, {co.effect:+.2f} SD, CI [{co.effect_ci[0]:+.2f}, {co.effect_ci[1]:+.2f}]); unmatched "
         f"p {dim.unmatched_p:.3g} / {co.unmatched_p:.3g}; {group.specialists.size} specialists "
-        f"({group.specialists.rule}); {group.x.shape[0]} test positions (supported needs ≥ "
+        f"({group.specialists.rule}); {record.sample_sizes['test_positions']} test positions (supported needs ≥ "
         f"{settings['c6_min_test_positions']}); paper: {CLAIMS['C6'].paper}",
     )
     return record

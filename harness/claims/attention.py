@@ -39,7 +39,7 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
     if eff.tail_index is not None:
         at = eff.heaviest_tail_at
         record.statistics.update({f"{m}_max_head_tail_pct": eff.max_head_tail,
-                                  f"{m}_least_tail_index": float(np.nanmin(eff.tail_index, initial=np.inf)),
+                                  f"{m}_least_tail_index": eff.least_tail_index,
                                   f"{m}_heaviest_tail_head": "none" if at is None else f"L{at[0]}H{at[1]}"})
         record.ci[f"{m}_max_head_tail_pct"] = list(eff.max_head_tail_ci)
         record.ci_levels[f"{m}_max_head_tail_pct"] = eff.level
