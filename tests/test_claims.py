@@ -283,3 +283,16 @@ def test_c6_is_not_supported_on_fewer_test_positions_than_its_floor():
     assert few.verdict == "inconclusive" and few.supported_checks["enough_test_positions"] is False
     assert {k: v for k, v in few.supported_checks.items() if k != "enough_test_positions"} == \
         {k: v for k, v in enough.supported_checks.items() if k != "enough_test_positions"}
+
+
+def test_c6_finds_a_coordinated_group_whose_selection_missed_five_members():
+    """C6 v7 (the "finds X" test): a group coordinated at 0.5 of which the top-K cut kept 11 of 16 planted neurons.
+    The 5 missed ones rank just below the cut and are found as the group's partners, none of them an instrument,
+    and C6 is supported; kept as instruments (the screen off: ``c6_partner_z`` 1e9, C6 v6), they carry the group's
+    own factor and the triad estimate counts its coordination as the layer's: contradicted."""
+    source = lambda: family("C6", "coordinated group").make(26, 0.5)  # noqa: E731
+    found = CLAIMS["C6"].evaluate(source(), FAST)
+    missed = np.setdiff1d(source().planted, found.details["specialists"]["ids"])
+    assert missed.size == 5 and found.verdict == "supported"
+    assert sorted(found.details["partners_left_out_of_instruments"]) == missed.tolist()
+    assert CLAIMS["C6"].evaluate(source(), dict(FAST, c6_partner_z=1e9)).verdict == "contradicted"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.analysis import instruments
-from harness.analysis.instruments import bridges, excess_correlations, layer_instruments
+from harness.analysis.instruments import bridges, excess_correlations, layer_instruments, outlying_partners
 
 N_NEURONS, N_COMMUNITIES, GROUP = 512, 8, 16
 
@@ -106,6 +106,33 @@ def test_the_implied_correlations_do_not_depend_on_the_whitening(monkeypatch):
     singular = grams.copy()
     singular[1] = np.outer(*(2 * [np.arange(1.0, 5.0)]))
     np.testing.assert_allclose(instruments._whitening(singular), instruments._inverse_sqrt(singular))
+
+
+def partner_screen(private: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top-loading group's first 12 neurons as the specialists; the candidates are its other 4 (the
+    members a top-K cut missed) and the next 12 loaders of the weak global factor, screened on 1,200 positions
+    (weights fitted on the first 600). Returns the missed members, the partners found and the candidates' z."""
+    x, group, _, _ = layer(seed=seed, n_obs=1200, private=private)
+    rng = np.random.default_rng(seed)
+    missed = np.sort(rng.choice(group, 4, replace=False))
+    specialists = np.setdiff1d(group, missed)
+    loaders = np.argsort(-np.abs(np.corrcoef(x.T)[group].mean(0)))
+    next_loaders = loaders[~np.isin(loaders, group)][:12]
+    candidates = np.concatenate([missed, next_loaders])
+    pool = np.setdiff1d(np.arange(N_NEURONS), np.union1d(group, next_loaders))
+    partners, z = outlying_partners(x[:600], x[600:], specialists, candidates, pool, 16, seed=3, z_limit=4.0)
+    return missed, partners, z
+
+
+def test_the_members_a_cut_missed_are_found_and_the_layers_top_loaders_are_not():
+    """A group sharing a private factor (loading 0.5) of which a top-K cut kept 12: its 4 missed members stand
+    out of the pool by more than 5 robust SDs (6.0–7.9 here), the 12 next loaders of the layer's weak global factor
+    stay below 4 (the pool's correlation with the group comes from that factor, and the instruments carry it).
+    Without the private factor no candidate is a partner."""
+    missed, partners, z = partner_screen(private=0.5, seed=31)
+    assert np.array_equal(np.sort(partners), missed) and z[:4].min() > 5 and z[4:].max() < 4
+    _, partners, z = partner_screen(private=0.0, seed=31)
+    assert partners.size == 0 and z.max() < 4
 
 
 @pytest.mark.parametrize("fit_rows, pool, message", [

@@ -213,6 +213,35 @@ def layer_instruments(x_fit: np.ndarray, x_use: np.ndarray, pool: np.ndarray, ma
                             tuple(tuple(y.T @ z / use.shape[0] for z in shared) for y in shared))
 
 
+def outlying_partners(x_fit: np.ndarray, x_use: np.ndarray, group: np.ndarray, candidates: np.ndarray, pool: np.ndarray,
+                      max_factors: int, seed: int, z_limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``candidates`` that share a ``group``'s correlation beyond the layer's factors: each one's mean excess
+    correlation with the group's neurons (instruments from ``pool``, weights fitted on ``x_fit``, correlations on
+    ``x_use``, both ``[n_positions, n_neurons]``), in robust SDs (median and MAD) of the same statistic over the
+    ``pool``'s neurons. Returns the candidates above ``z_limit`` and every candidate's z ``[n_candidates]``.
+
+    Why: a neuron that shares the group's own factor but was left out of the group (a top-K cut misses members
+    of a noisily selected group) is, in the pool, an instrument for that factor, and the triad estimate then
+    counts the group's coordination as the layer's. A neuron that only loads on the layer's factors has an excess
+    of ≈ 0 with the group, as every pool neuron has."""
+    group, candidates = (np.asarray(a, dtype=np.int64) for a in (group, candidates))
+    inst = layer_instruments(x_fit, x_use, pool, max_factors, seed)
+    others = np.concatenate([candidates, np.unique(np.asarray(pool, dtype=np.int64))])
+    size, z = group.size, inst.use
+    corr = np.empty((others.size, size + 1, size + 1))
+    corr[:, :size, :size] = z[:, group].T @ z[:, group] / inst.n_obs
+    corr[:, size, :size] = corr[:, :size, size] = z[:, others].T @ z[:, group] / inst.n_obs
+    idx = np.arange(size + 1)
+    corr[:, idx, idx] = 1.0
+    groups = np.column_stack([np.repeat(group[None], others.size, axis=0), others])
+    score = inst.excess(np.clip(corr, -1.0, 1.0), groups)[:, size, :size].mean(-1)
+    reference = score[candidates.size:]
+    centre = np.median(reference)
+    spread = 1.4826 * np.median(np.abs(reference - centre)) or np.std(reference)
+    zs = (score[:candidates.size] - centre) / spread if spread > 0 else np.zeros(candidates.size)
+    return candidates[zs > z_limit], zs
+
+
 def _bridge(cross: np.ndarray, n_obs: int) -> np.ndarray:
     """Pseudo-inverse ``[..., K_p, K_q]`` of whitened cross-correlations ``cross`` ``[..., K_q, K_p]`` over the
     canonical directions whose correlation exceeds ``BRIDGE_SE`` / √n_obs: with cross = U S Vᵀ it is

@@ -14,6 +14,11 @@ review's unsaturated global loadings (ln λ ≈ −2, −3: top-loading speciali
 beyond every matched control; C6 v4 supported 67.5% and 82.5%), and so did regressing on factor-predicted
 correlations or the layer's mean direction (their span misses the part of the factor the specialists
 share: 15–62%); the excess correlation is ≈ 0 for any group the null describes, whatever its loadings.
+The instruments leave out the group's partners: neurons ranked just below the top-K cut whose own excess
+correlation with the specialists, on the selection half, stands out from the pool's. Kept, a planted member the
+noisy selection missed is an instrument for the group's own factor, and the triad estimate counts the
+group's coordination as the layer's (C6 v6: power 0.94 at coordination 0.3 but 0.64 at 0.5 and 0.7;
+supported 15 of 15 times with ≤ 1 planted neuron missed, 11 of 25 with more).
 """
 
 from __future__ import annotations
@@ -40,7 +45,13 @@ from harness.analysis.dimension import (
     participation_ratio,
     split_half_participation_ratio,
 )
-from harness.analysis.instruments import LayerInstruments, bridges, excess_correlations, layer_instruments
+from harness.analysis.instruments import (
+    LayerInstruments,
+    bridges,
+    excess_correlations,
+    layer_instruments,
+    outlying_partners,
+)
 from harness.analysis.groups import (
     SAMPLING_GROUPS,
     Adjustment,
@@ -78,6 +89,7 @@ class GroupSetting:
     covariates: NeuronCovariates
     matched: MatchedGroups
     x_selection: np.ndarray
+    seq_selection: np.ndarray
 
     def balance_fields(self) -> dict[str, Any]:
         return {"smd": self.matched.smd, "max_abs_smd": self.matched.max_abs_smd,
@@ -94,7 +106,8 @@ def group_setting(source: Evidence, settings: dict[str, Any], specialists: Speci
         cov = neuron_covariates(x_test, source.mlp_weights().write_norm, spec.ids)
         usable = spec.ids[np.isin(spec.ids, cov.usable)]
         matched = matched_groups(cov, usable, settings["n_null"], settings["match_neighbours"], settings["seed"])
-        return GroupSetting(spec, x_test, np.asarray(seq)[in_test], cov, matched, x[~in_test])
+        seq = np.asarray(seq)
+        return GroupSetting(spec, x_test, seq[in_test], cov, matched, x[~in_test], seq[~in_test])
     key = settings_key("group_setting" if specialists is None else f"group_setting:{specialists.ids.tolist()}", settings)
     return memoized(source, key, make)
 
@@ -227,11 +240,14 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 
 # -- C6 -----------------------------------------------------------------------------------------
 @claim(
-    "C6", "specialists_coordinated", scope="subject", rule_version=6,
+    "C6", "specialists_coordinated", scope="subject", rule_version=7,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
     rule="on test-half activations, each pair's correlation beyond the layer's common factors (observed r less the "
          "one the factors imply by the triad estimate, instruments from the rest of the layer with weights fitted "
-         "on the selection half of the sequences, at most c6_factors per part), against matched and adjusted "
+         "on the selection half of the sequences, at most c6_factors per part; a neuron among the next group-size "
+         "ones by selection influence whose excess correlation with the specialists on the selection half lies "
+         "c6_partner_z robust SDs above the pool's is the group's partner and no instrument, so a factor only the "
+         "specialists and their partners carry is the group's, not the layer's), against matched and adjusted "
          "control groups: the split-half participation ratio of those matrices (Σe² as Σ e^A e^B over the two "
          "halves) and their mean off-diagonal entry, each corrected for the specialists' own sampling noise "
          "(bootstrap over test sequences with the implied correlations recomputed: their bias beyond matched "
@@ -243,7 +259,7 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
     effect="coordination above matched groups ≥ c6_min_z null SDs (both statistics)",
     paper="\"reduced effective dimensionality\" (abstract)",
     settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", "c6_factors", "c6_min_test_positions",
-              *_GROUP_SETTINGS),
+              "c6_partner_z", *_GROUP_SETTINGS),
 )
 def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record, group = start_group_record("C6", source, settings)
@@ -251,7 +267,8 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
         return record
     level, alpha, minimum = ci_level(settings), settings["alpha"], settings["c6_min_z"]
     acts = prepare_activations(group.x, group.matched.specialists)
-    halves = _layer_halves(group, acts, settings)
+    pool, partners, partner_z = _instrument_pool(group, settings)
+    halves = _layer_halves(group, acts, pool, settings)
 
     excess: dict[bytes, list[np.ndarray]] = {}   # both statistics see the same control groups: compute once
 
@@ -279,6 +296,9 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
     record.statistics["sample_participation_ratio"] = float(participation_ratio(spec_eigs))
     record.statistics["raw_mean_corr"] = float(mean_offdiagonal(spec_corr)[0])
     record.details["instruments_per_part"] = [list(h.instruments.sizes) for h in halves]
+    record.details["partners_left_out_of_instruments"] = partners.tolist()
+    record.details["partner_screen_z"] = np.round(partner_z, 2).tolist()
+    record.statistics["partners_left_out"] = int(partners.size)
     record.series["spec_eigenvalues"] = spec_eigs.tolist()
     record.headline = headline("mean pairwise correlation beyond the layer's factors, above matched groups",
                                co.effect, co.effect_ci, level, null_band=co.effect_band(), smallest_effect=minimum,
@@ -327,14 +347,37 @@ class TestHalf:
                                    bridges(corr[:, size:, size:], inst.sizes, inst.n_obs))
 
 
-def _layer_halves(group: GroupSetting, acts: GroupActivations, settings: dict[str, Any]
+def _sequence_halves(seq: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[n_positions]`` (boolean) of two seeded halves of the sequences ``seq`` ``[n_positions]``."""
+    units = np.unique(seq)
+    first = np.random.default_rng(seed).permutation(units.size) < units.size // 2
+    return np.isin(seq, units[first]), np.isin(seq, units[~first])
+
+
+def _instrument_pool(group: GroupSetting, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The neurons C6's instruments are built from ``[n_pool]`` — the usable non-specialists less the group's
+    partners — those partners, and every candidate's z ``[n_candidates]``: the candidates are the next ``size``
+    neurons by selection-half influence, the partners those whose excess correlation with the specialists, on the
+    selection half (weights fitted on one half of its sequences, correlations on the other), is an outlier of the
+    pool's (``harness.analysis.instruments.outlying_partners``, ``c6_partner_z``). A factor that only the
+    specialists and their partners carry is thus the group's own, not the layer's: by the claim's terms a
+    coordinated group of which the cut kept the top members."""
+    spec, usable = group.matched.specialists, group.covariates.usable
+    influence = np.where(np.isfinite(group.specialists.influence), group.specialists.influence, -np.inf)
+    ranked = np.argsort(-influence, kind="stable")
+    candidates = ranked[np.isin(ranked, usable) & ~np.isin(ranked, spec)][: spec.size]
+    fit, use = _sequence_halves(group.seq_selection, settings["seed"])
+    partners, z = outlying_partners(group.x_selection[fit], group.x_selection[use], spec, candidates,
+                                    np.setdiff1d(usable, np.union1d(spec, candidates)), settings["c6_factors"],
+                                    settings["seed"], settings["c6_partner_z"])
+    return np.setdiff1d(usable, np.union1d(spec, partners)), partners, z
+
+
+def _layer_halves(group: GroupSetting, acts: GroupActivations, pool: np.ndarray, settings: dict[str, Any]
                   ) -> tuple[TestHalf, TestHalf]:
-    """The test sequences split into two seeded halves, each with the layer's instruments, their weights fitted
-    on the selection half's activations (other positions than either half's)."""
-    units = np.unique(group.seq)
-    first = np.random.default_rng(settings["seed"]).permutation(units.size) < units.size // 2
-    rows = [np.isin(group.seq, units[first]), np.isin(group.seq, units[~first])]
-    pool = np.setdiff1d(group.covariates.usable, group.matched.specialists)
+    """The test sequences split into two seeded halves, each with the instruments of ``pool``'s neurons, their
+    weights fitted on the selection half's activations (other positions than either half's)."""
+    rows = _sequence_halves(group.seq, settings["seed"])
     return tuple(TestHalf(acts.subset(rows[h]), group.seq[rows[h]],
                           layer_instruments(group.x_selection, group.x[rows[h]], pool, settings["c6_factors"],
                                             settings["seed"]))

@@ -182,6 +182,14 @@ SETTINGS: dict[str, Setting] = {
                "time at ≈ 90–265 test positions (32–96 sequences) and 8.5% at the calibration's 300–406 (median 353, "
                "the zoo's 358; at 96 sequences 14 of 60 draws supported without the floor, 1 with it); below this floor C6 "
                "can be contradicted but not supported", low=0),
+        _positive("c6_partner_z", 4.0, "C6: a neuron among the next group-size ones by selection-half influence is "
+                  "left out of the instruments when its mean correlation with the specialists beyond the layer's "
+                  "factors, on the selection half, lies this many robust SDs above the pool neurons' (a member of "
+                  "the group that the top-K cut missed: as an instrument it makes the group's own factor the "
+                  "layer's; with every such neuron kept, power at coordination 0.5 was 0.64 where it was 0.94 at "
+                  "0.3). A factor that only the specialists and such partners carry counts as the group's own, not "
+                  "the layer's. On the calibration's null layers no neuron passed 4 (100 draws of the hardest; a "
+                  "review's lognormal layers: at most 1 neuron in 40 draws each, the largest z 3.6–3.9)"),
         # -- C7 -------------------------------------------------------------------------------
         _count("routing_layers", 3, "C7: how many of the layers that feed the final MLP are ablated (the last "
                "ones)"),
