@@ -296,3 +296,16 @@ def test_c6_finds_a_coordinated_group_whose_selection_missed_five_members():
     assert missed.size == 5 and found.verdict == "supported"
     assert sorted(found.details["partners_left_out_of_instruments"]) == missed.tolist()
     assert CLAIMS["C6"].evaluate(source(), dict(FAST, c6_partner_z=1e9)).verdict == "contradicted"
+
+
+def test_c6_does_not_support_a_coordination_below_its_smallest_effect():
+    """C6 v8: on the hardest null (unsaturated global loadings, ln λ ≈ −3) the subtraction of the layer's factors
+    leaves the specialists' mean-correlation effect centred at +0.7 null SDs, so significance alone (C6 v7: both
+    p < α) was reached 17 times in 200. Support now needs both effects' intervals above the smallest effect (1 null
+    SD). This draw (calibration settings, seed 134 of the table's) has both p ≤ 0.05 but a mean-correlation
+    interval from +0.37: inconclusive, not supported."""
+    null = family("C6", "unsaturated global loadings (ln λ ≈ −3, spread 1), tight selection")
+    record = CLAIMS["C6"].evaluate(null.make(1_000_134, 0.0), CALIBRATION)
+    assert record.p_values["mean_corr"] <= 0.05 and record.p_values["participation_ratio"] <= 0.05
+    assert 0 < record.ci["mean_corr_effect"][0] < 1.0
+    assert record.verdict == "inconclusive" and record.supported_checks["correlation_above_smallest_effect"] is False

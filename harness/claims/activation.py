@@ -240,7 +240,7 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
 
 # -- C6 -----------------------------------------------------------------------------------------
 @claim(
-    "C6", "specialists_coordinated", scope="subject", rule_version=7,
+    "C6", "specialists_coordinated", scope="subject", rule_version=8,
     statement="Specialists show structured co-activation and reduced effective dimensionality.",
     rule="on test-half activations, each pair's correlation beyond the layer's common factors (observed r less the "
          "one the factors imply by the triad estimate, instruments from the rest of the layer with weights fitted "
@@ -251,11 +251,10 @@ def _within_group_q(record: ClaimRecord, group: GroupSetting, settings: dict[str
          "control groups: the split-half participation ratio of those matrices (Σe² as Σ e^A e^B over the two "
          "halves) and their mean off-diagonal entry, each corrected for the specialists' own sampling noise "
          "(bootstrap over test sequences with the implied correlations recomputed: their bias beyond matched "
-         "groups' subtracted, their excess variance added to the null's); supported when the participation "
-         "ratio is lower (p < alpha) and the mean correlation higher (p < alpha) on at least c6_min_test_positions "
-         "test positions; contradicted when the 1 − 2α "
-         "location-shift interval of either effect lies below c6_min_z null SDs; inconclusive otherwise or when "
-         "matching fails.",
+         "groups' subtracted, their excess variance added to the null's); supported when the 1 − 2α location-shift "
+         "intervals of both effects (participation ratio lower, mean correlation higher) lie above c6_min_z null "
+         "SDs, on at least c6_min_test_positions test positions; contradicted when the interval of either effect "
+         "lies below c6_min_z null SDs; inconclusive otherwise or when matching fails.",
     effect="coordination above matched groups ≥ c6_min_z null SDs (both statistics)",
     paper="\"reduced effective dimensionality\" (abstract)",
     settings=("alpha", "variance_explained", "c6_min_z", "n_bootstrap", "c6_factors", "c6_min_test_positions",
@@ -265,7 +264,7 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
     record, group = start_group_record("C6", source, settings)
     if group is None:
         return record
-    level, alpha, minimum = ci_level(settings), settings["alpha"], settings["c6_min_z"]
+    level, minimum = ci_level(settings), settings["c6_min_z"]
     acts = prepare_activations(group.x, group.matched.specialists)
     pool, partners, partner_z = _instrument_pool(group, settings)
     halves = _layer_halves(group, acts, pool, settings)
@@ -306,7 +305,8 @@ def specialists_coordinated(source: Evidence, settings: dict[str, Any]) -> Claim
                                scale_note="null SDs of matched, adjusted groups; the paper gives no number",
                                units="null SDs")
     record.decide(
-        {"lower_dimension": dim.p < alpha, "higher_correlation": co.p < alpha,
+        {"dimension_above_smallest_effect": dim.effect_ci[0] > minimum,
+         "correlation_above_smallest_effect": co.effect_ci[0] > minimum,
          "enough_test_positions": record.sample_sizes["test_positions"] >= settings["c6_min_test_positions"]},
         {"dimension_below_smallest_effect": dim.effect_ci[1] < minimum,
          "correlation_below_smallest_effect": co.effect_ci[1] < minimum},

@@ -172,7 +172,9 @@ SETTINGS: dict[str, Setting] = {
         # -- C6 -------------------------------------------------------------------------------
         _fraction("variance_explained", 0.95, "C6: variance share defining the number of components"),
         _positive("c6_min_z", 1.0, "C6: smallest effect of interest, specialists' coordination above matched "
-                  "groups in null SDs"),
+                  "groups in null SDs: supported when both effects' intervals lie above it, contradicted when either "
+                  "lies below (a bias of the layer-factor subtraction smaller than this cannot support: on the "
+                  "hardest null, ln λ ≈ −3, the mean-correlation effect is centred at +0.7 null SDs)"),
         _count("c6_factors", 16, "C6: most instruments per pool part for the layer's common factors whose implied "
                "correlations C6 subtracts; only directions above the largest cross-correlation between independent "
                "neurons count, so the default is a cap, not a choice", low=0),
