@@ -363,8 +363,7 @@ def _instrument_pool(group: GroupSetting, settings: dict[str, Any]) -> tuple[np.
     specialists and their partners carry is thus the group's own, not the layer's: by the claim's terms a
     coordinated group of which the cut kept the top members."""
     spec, usable = group.matched.specialists, group.covariates.usable
-    influence = np.where(np.isfinite(group.specialists.influence), group.specialists.influence, -np.inf)
-    ranked = np.argsort(-influence, kind="stable")
+    ranked = group.specialists.ranked
     candidates = ranked[np.isin(ranked, usable) & ~np.isin(ranked, spec)][: spec.size]
     fit, use = _sequence_halves(group.seq_selection, settings["seed"])
     partners, z = outlying_partners(group.x_selection[fit], group.x_selection[use], spec, candidates,

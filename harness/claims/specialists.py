@@ -45,11 +45,22 @@ class Specialists:
     def size(self) -> int:
         return int(self.ids.size)
 
+    @property
+    def ranked(self) -> np.ndarray:
+        """Every neuron ``[d_mlp]`` by descending selection-half influence (non-finite last); ``ids`` are its first
+        ``size``."""
+        return by_influence(self.influence)
+
     def describe(self) -> dict[str, Any]:
         """For a record's details."""
         return {"ids": self.ids.tolist(), "size_rule": self.rule, "size": self.size,
                 "selection_sequences": int(self.selection_sequences.size),
                 "test_sequences": int(self.test_sequences.size)}
+
+
+def by_influence(influence: np.ndarray) -> np.ndarray:
+    """Neuron ids ``[d_mlp]`` by descending ``influence`` ``[d_mlp]`` (nats), non-finite values last, ties in id order."""
+    return np.argsort(-np.where(np.isfinite(influence), influence, -np.inf), kind="stable")
 
 
 def split_sequences(n_seq: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +99,7 @@ def select_specialists(source: Evidence, settings: dict[str, Any], fixed_size: i
             plateau = fit_regimes(influence, settings["min_segment_points"]).plateau_size
             if 3 <= plateau <= MAX_PLATEAU_FRACTION * d_mlp:
                 size, rule = plateau, "plateau"
-        order = np.argsort(-np.where(np.isfinite(influence), influence, -np.inf), kind="stable")
-        return Specialists(order[:size], rule, a, b, influence)
+        return Specialists(by_influence(influence)[:size], rule, a, b, influence)
     return memoized(source, settings_key(f"specialists:{fixed_size}", settings), make)
 
 
