@@ -13,7 +13,7 @@ from synthetic import assert_rate_at_least
 LEVEL = 0.9
 N_BOOT = 300
 ACTIVATION_PER_LOSS = 2.0  # planted activation effects are twice the loss effects
-TAIL_FRACTION, MIN_TAIL_INDEX = 1 / 3, 1.2   # C7's defaults
+TAIL_EXPONENT = 2 / 3   # C7's default
 HEAD = np.array([[2.0, 5.0, 3.0, 1.0], [4.0, -1.0, 9.0, 0.5]])  # % loss increase per head, max at (1, 2)
 LAYER = np.array([30.0, 45.0])
 
@@ -45,7 +45,7 @@ def ablation_arrays(head_pct, layer_pct, *, common_scale=1.0, noise=0.0, n_seq=4
 
 def effects(arrays, metric="loss", seed=0, sequences=None, n_boot=N_BOOT):
     sequences = np.arange(len(arrays["clean_rare_ce"])) if sequences is None else sequences
-    return routing_effects(arrays, sequences, metric, n_boot, seed, LEVEL, TAIL_FRACTION, MIN_TAIL_INDEX)
+    return routing_effects(arrays, sequences, metric, n_boot, seed, LEVEL, TAIL_EXPONENT)
 
 
 @pytest.mark.parametrize("metric, factor", [("loss", 1.0), ("activation", ACTIVATION_PER_LOSS)])
@@ -170,17 +170,18 @@ def test_tail_aware_effect_is_the_plain_effect_when_every_sequence_moves_alike()
     r = effects(ablation_arrays(head, LAYER, noise=0.0, seed=6), "activation")
     np.testing.assert_allclose(r.heads_tail, r.heads, rtol=1e-12)
     assert (r.tail_index > 1e12).all() and r.max_head_tail == pytest.approx(r.max_head)   # inf up to rounding
-    np.testing.assert_allclose(r.max_head_tail_ci, [r.max_head] * 2, rtol=1e-12)
+    np.testing.assert_allclose(r.heads_tail_hi, r.heads, rtol=1e-12)
+    assert r.tail_bound == pytest.approx(r.max_head) and r.tail_bound_at == r.max_head_at
     assert effects(ablation_arrays(head, LAYER, seed=6), "loss").heads_tail is None
 
 
 def test_tail_aware_effect_by_hand():
-    """Eight sequences, a quarter as the tail (k = 2): the two largest per-sequence effects r = Σ|Δa| / Σ|a|
+    """Eight sequences, the top ⌈8^(1/3)⌉ = 2 as the tail: the two largest per-sequence effects r = Σ|Δa| / Σ|a|
     are replaced by u·α̂/(α̂ − 1) with u the third largest and α̂ = 2 / Σ ln(r_top / u), their Σ|a| kept."""
     clean = np.array([1.0, 2.0, 1.0, 4.0, 1.0, 2.0, 1.0, 3.0])
     r = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10])
     change = (r * clean)[None, None, :]
-    effect, alpha = tail_aware_heads(change, clean, np.arange(8)[None], 0.25)
+    effect, alpha = tail_aware_heads(change, clean, np.arange(8)[None], 1 / 3)
     a_hat = 2 / (np.log(0.08 / 0.06) + np.log(0.10 / 0.06))   # 2.50
     expected = 100 * ((r * clean)[:6].sum() + (1.0 + 3.0) * 0.06 * a_hat / (a_hat - 1)) / clean.sum()
     assert alpha[0, 0] == pytest.approx(a_hat) and effect[0, 0, 0] == pytest.approx(expected, rel=1e-12)
@@ -188,44 +189,57 @@ def test_tail_aware_effect_by_hand():
 
 def test_a_tail_of_index_below_one_leaves_the_effect_unbounded_and_its_interval_open():
     """Per-sequence effects on exact Pareto quantiles of index 0.8 (no finite mean): Hill's index on the top
-    quarter is below 1, so the observed tail-aware effect is inf; an interval keeps infinite draws. With the
-    tails assumed no heavier than index 1.2 the tail's mean is 1.2 / 0.2 = 6 times its threshold instead (the
-    estimated index is reported as it is)."""
+    ⌈40^(2/3)⌉ = 12 is below 1, so the observed tail-aware effect is inf; an interval keeps infinite draws."""
     n = 40
     quantiles = (1 - (np.arange(n) + 0.5) / n) ** (-1 / 0.8)
-    effect, alpha = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25)
+    effect, alpha = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 2 / 3)
     assert alpha[0, 0] < 1 and np.isinf(effect[0, 0, 0])
     assert unbounded_ci(np.array([1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)
     assert unbounded_ci(np.array([np.nan, 1.0, 2.0, 3.0, np.inf]), 0.9) == (1.0, np.inf)   # NaN: no rare position
     assert np.isnan(unbounded_ci(np.array([np.nan, np.nan]), 0.9)).all()
-    floored, alpha_floored = tail_aware_heads(quantiles[None, None, :], np.ones(n), np.arange(n)[None], 0.25, 1.2)
-    u = np.sort(quantiles)[-11]                                         # k = 10 of 40; 1.2 / 0.2 = 6
-    expected = 100 * (np.sort(quantiles)[:-10].sum() + 10 * u * 6.0) / n
-    assert alpha_floored[0, 0] == alpha[0, 0] and floored[0, 0, 0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_resampled_tail_uses_the_gamma_pivot_so_its_upper_end_is_the_exact_limit():
+    """With every resample equal to the observed sequences only the pivot varies: γ_b = S₀ / G_b, G_b ~
+    Gamma(k, 1), so the 95th percentile of the resampled effects is Peng's effect at the exact upper confidence
+    limit γ = S₀ / G₀.₀₅(k) (Hill's sum is Gamma(k, γ) above a Pareto tail's threshold); the observed row keeps
+    γ̂ = S₀ / k. 4,000 resamples: the percentile's relative Monte Carlo error is ≈ 1%, the tolerance 4%."""
+    from scipy.stats import gamma as gamma_dist
+    n, k = 60, 16                                                       # ⌈60^(2/3)⌉
+    effects = np.sort(np.random.default_rng(3).pareto(3.0, n) + 1.0)
+    index = np.tile(np.arange(n), (4001, 1))
+    effect, alpha = tail_aware_heads(effects[None, None, :], np.ones(n), index, 2 / 3, np.random.default_rng(4))
+    u, hill_sum = effects[-k - 1], np.log(effects[-k:] / effects[-k - 1]).sum()
+    peng = lambda g: 100 * (effects[:-k].sum() + k * u / (1 - g)) / n  # noqa: E731
+    assert alpha[0, 0] == pytest.approx(k / hill_sum) and effect[0, 0, 0] == pytest.approx(peng(hill_sum / k))
+    upper = unbounded_ci(effect[1:, 0, 0], 0.9)[1]
+    assert upper == pytest.approx(peng(hill_sum / gamma_dist.ppf(0.05, k)), rel=0.04)
+    with pytest.raises(ValueError, match="generator"):
+        tail_aware_heads(effects[None, None, :], np.ones(n), index, 2 / 3)
 
 
 def test_a_dead_head_and_sequences_without_rare_positions_do_not_make_the_effect_unbounded():
     """A head that moves nothing keeps its plain effect 0 (no tail to fit), as does a head that moves fewer
     sequences than the tail holds (the spread check judges those); sequences with Σ|a| = 0 move nothing and
-    are left out of the ordering, so adding them changes no tail-aware effect (k is a share of the others)."""
+    are left out of the ordering, so adding them changes no tail-aware effect (k counts the others only)."""
     rng = np.random.default_rng(8)
     n = 40
     clean = rng.uniform(1.0, 2.0, n)
     change = clean * rng.lognormal(np.log(0.03), 0.5, size=(1, 3, n))
     change[0, 0] = 0.0
     change[0, 1, 5:] = 0.0
-    effect, alpha = tail_aware_heads(change, clean, np.arange(n)[None], 0.25)
+    effect, alpha = tail_aware_heads(change, clean, np.arange(n)[None], 2 / 3)
     assert effect[0, 0, 0] == 0.0 and np.isnan(alpha[0, :2]).all()
     assert effect[0, 0, 1] == pytest.approx(100 * change[0, 1].sum() / clean.sum())
     padded_change = np.concatenate([change, np.zeros((1, 3, 60))], axis=-1)
-    padded, _ = tail_aware_heads(padded_change, np.r_[clean, np.zeros(60)], np.arange(n + 60)[None], 0.25)
+    padded, _ = tail_aware_heads(padded_change, np.r_[clean, np.zeros(60)], np.arange(n + 60)[None], 2 / 3)
     np.testing.assert_allclose(padded, effect, rtol=1e-12)
 
 
-@pytest.mark.parametrize("fraction, min_index", [(0.0, 0.0), (1.0, 0.0), (0.25, 1.0), (0.25, 0.5), (0.25, -1.0)])
-def test_a_tail_fraction_outside_zero_one_or_an_index_floor_at_or_below_one_is_refused(fraction, min_index):
+@pytest.mark.parametrize("exponent", [0.0, 1.0, -0.5, 1.5])
+def test_a_tail_exponent_outside_zero_one_is_refused(exponent):
     with pytest.raises(ValueError, match="tail"):
-        tail_aware_heads(np.ones((1, 1, 8)), np.ones(8), np.arange(8)[None], fraction, min_index)
+        tail_aware_heads(np.ones((1, 1, 8)), np.ones(8), np.arange(8)[None], exponent)
 
 
 def test_the_heaviest_tail_is_named_by_the_models_layer_and_is_none_without_a_fitted_tail():

@@ -27,23 +27,39 @@ SD 0.5, < 0.25 for most samples of an SD-3 head.
 
 Tail-aware head effects (``activation`` only): a head whose per-sequence effect has a Pareto tail of index
 1.3 (infinite variance) spreads over every sequence (spread ≈ 0.5) and still shows a sample mean of 6–8% for
-a mean of 12% (C7 v4: supported 31% of the time at a 10% margin; 21% when that family's mean was 13.6%),
-because the bootstrap of a mean does not carry a tail heavier than the sample shows. ``heads_tail``
-``[n_la, n_heads]`` is Peng's (2001) semi-parametric estimate of each head's effect: the sequences are
-ordered by their per-sequence effect r = Σ|Δa| / Σ|a|; the top ``tail_fraction`` of them (k ≥ 2) are taken
-as a Pareto tail above the next one's effect u, whose Hill index α̂ = k / Σ ln(r_top / u) gives the tail's
-mean u·α̂/(α̂ − 1) in place of the observed top effects (their clean Σ|a| kept); α̂ ≤ 1 leaves the effect
-unbounded (inf), unless the tails are assumed no heavier than ``min_tail_index`` (C7: 1.2), which then
-stands for any smaller α̂. Without that floor, 64 exponentially distributed effects, whose top third looks
-like a Pareto tail of index ≈ 1.5–2, have some resample with α̂ ≤ 1 for one of 24 heads so often that C7 was
-never supported under exponential per-sequence noise (200 draws; 39.5% with the floor, 43.5% without the
-tail bound); with it, tails of index 1.1 escape (29–31% supported at means 10.5–12%, against 6–7.5% without
-the floor). Sequences without rare positions are left out of the ordering, and a head with no tail to fit (u
-≤ 0: at most k sequences move the specialists at all) keeps its plain effect — a dead head is 0, not
-unbounded; a head whose effect sits in a few sequences is what the spread check judges. For light-tailed
-effects α̂ is large and the estimate is the plain effect; it is resampled with the same paired bootstrap, so
-a head whose tail index could be near 1 has an interval that reaches far up (``max_head_tail_ci``, infinite
-draws kept, not dropped). ``tail_index`` ``[n_la, n_heads]`` is each head's α̂ on the observed sequences.
+a mean of 12% (C7 v4: supported 31% of the time at a 10% margin), because the bootstrap of a mean does not carry
+a tail heavier than the sample shows. ``heads_tail`` ``[n_la, n_heads]`` is Peng's (2001) semi-parametric
+estimate of each head's effect: the n sequences are ordered by their per-sequence effect r = Σ|Δa| / Σ|a|; the
+top k = ⌈n^``tail_exponent``⌉ of them (≥ 2; 16 of 64 at the default 2/3, 41 of 256) are taken as a Pareto tail
+above the next one's effect u, whose Hill
+estimate γ̂ = S / k, S = Σ ln(r_top / u), gives the tail's mean u / (1 − γ̂) (γ = 1/index; unbounded, inf, when
+γ̂ ≥ 1) in place of the observed top effects (their clean Σ|a| kept). ``tail_index`` is 1/γ̂ on the observed
+sequences.
+
+Its upper bound (``heads_tail_hi``, per head) does not come from resampling γ̂: a percentile bootstrap of Hill's
+estimate covers γ too rarely (γ̂ is a Gamma variable, right-skewed: at k = 21 the upper end of its resamples
+lies below γ in ≈ 10% of samples), and C7 v5, which resampled it with the index floored at 1.2, was supported
+29% of the time on a head of index 1.1 and 8% on heads of index 1.3. Above the threshold of a Pareto tail of
+any index, S is exactly Gamma(k, γ) (the log-excesses are exponential with mean γ), so γ = S / G with G ~
+Gamma(k, 1) is a pivot: each resample b uses its own body and threshold u_b (the paired bootstrap) and
+γ_b = S₀ / G_b with S₀ the observed sequences' Hill sum and G_b an independent Gamma(k₀, 1) draw per head —
+the 1 − α quantile of γ_b is the exact upper confidence limit S₀ / G_α(k₀). A head's bound is the upper end of
+its own resamples' interval (inf when more than α of them have γ_b ≥ 1), and "every head small" asks each
+head's bound below the margin — an intersection–union test, valid at α without a correction for the number
+of heads. The assumption is what the estimate models: the top k sequences follow a Pareto tail (any index
+> 1). A heavy tail that begins higher up, among sequences of the body, is mixed with the body and read as
+lighter. k grows more slowly than n (k/n → 0, the condition under which Hill's estimator is consistent for any
+regularly varying tail), so such a tail is seen once n is large enough; with a fixed share (C7 v5: the top
+third) it never is — a head of mean 10.5% whose heaviest 15% of sequences are a Pareto tail of index 1.2
+interleaved with a lognormal body has a top-third Peng estimate of 8.6% however many sequences there are. But
+no rule sees every tail at a given n: no test bounds a mean without an assumption on its tail (Bahadur &
+Savage 1956), and that head is supported 20% of the time at 64 test sequences. Light-tailed effects are bounded conservatively (a lognormal
+or exponential top third looks like a Pareto tail of γ ≈ 0.3–0.6), so heads with exponential per-sequence
+noise need ≈ 4× the sequences of lognormal SD-0.5 noise for the same power.
+
+Sequences without rare positions are left out of the ordering, and a head with no tail to fit (u ≤ 0: at most
+k sequences move the specialists at all) keeps its plain effect — a dead head is 0, not unbounded; a head
+whose effect sits in a few sequences is what the spread check judges.
 """
 
 from __future__ import annotations
@@ -66,9 +82,10 @@ class RoutingEffects:
     ``heads_ci`` ``[n_la, n_heads, 2]`` and ``layers_ci`` ``[n_la, 2]``; ``heads_common`` the
     common-target head effects; ``max_head`` / ``ratio`` / ``corr`` with their CIs; ``spread``
     ``[n_la, n_heads]`` each head's rare-target spread over the sequences; for ``activation``, the
-    tail-aware ``heads_tail`` and ``tail_index`` ``[n_la, n_heads]``, the largest tail-aware head effect
-    ``max_head_tail`` with its CI, and ``heaviest_tail_at`` (layer, head) of the least fitted index, None where no
-    tail was fitted (module docstring; None and NaN for ``loss`` or without a tail fraction).
+    tail-aware ``heads_tail``, its upper bounds ``heads_tail_hi`` (each head's own 1 − 2α interval's upper end,
+    inf where unbounded) and ``tail_index`` ``[n_la, n_heads]``, the largest tail-aware head effect
+    ``max_head_tail``, and ``heaviest_tail_at`` (layer, head) of the least fitted index, None where no tail was
+    fitted (module docstring; None and NaN for ``loss`` or without a tail fraction).
     """
 
     metric: str
@@ -89,14 +106,29 @@ class RoutingEffects:
     least_spread_at: tuple[int, int]
     heads_tail: np.ndarray | None = None
     tail_index: np.ndarray | None = None
+    heads_tail_hi: np.ndarray | None = None
     max_head_tail: float = float("nan")
-    max_head_tail_ci: tuple[float, float] = (float("nan"), float("nan"))
     heaviest_tail_at: tuple[int, int] | None = None
+    layer_ids: tuple[int, ...] = ()
 
     @property
     def least_spread(self) -> float:
         """The smallest head ``spread`` (at ``least_spread_at``, (layer, head))."""
         return float(self.spread.min())
+
+    @property
+    def tail_bound(self) -> float:
+        """The largest head's tail-aware upper bound (%; inf where unbounded, NaN where none computed): every head
+        is below it at level α (intersection–union, module docstring)."""
+        return float("nan") if self.heads_tail_hi is None else float(self.heads_tail_hi.max())
+
+    @property
+    def tail_bound_at(self) -> tuple[int, int] | None:
+        """(layer, head) of ``tail_bound``; None where none computed."""
+        if self.heads_tail_hi is None:
+            return None
+        at = np.unravel_index(int(np.argmax(self.heads_tail_hi)), self.heads_tail_hi.shape)
+        return self.layer_ids[at[0]], int(at[1])
 
     @property
     def least_tail_index(self) -> float:
@@ -107,11 +139,10 @@ class RoutingEffects:
 
 
 def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric: str, n_bootstrap: int,
-                    seed: int, level: float, tail_fraction: float | None = None, min_tail_index: float = 0.0
-                    ) -> RoutingEffects:
+                    seed: int, level: float, tail_exponent: float | None = None) -> RoutingEffects:
     """Effects of ``metric`` over the evaluation ``sequences`` (ids), with a paired bootstrap over them. With
-    ``tail_fraction`` (``activation`` only) also the tail-aware head effects: that share of the sequences taken as
-    the Pareto tail, its Hill index taken as at least ``min_tail_index`` (0: no floor; module docstring)."""
+    ``tail_exponent`` (``activation`` only) also the tail-aware head effects: the top ⌈n^tail_exponent⌉ sequences
+    taken as the Pareto tail, bounded through the Gamma pivot of Hill's sum (module docstring)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     n_seq, n_layers, n_heads = check_arrays(arrays)
@@ -134,14 +165,14 @@ def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric
     least = np.unravel_index(int(np.argmin(spread)), spread.shape)
     ci = lambda d: percentile_ci(d, level)  # noqa: E731
     tail: dict[str, object] = {}
-    if metric == "activation" and tail_fraction is not None:
-        tail_heads, alpha = tail_aware_heads(arrays["head_rare_dact"], arrays["clean_rare_act"], index, tail_fraction,
-                                             min_tail_index)
-        tail_max = tail_heads.reshape(n_bootstrap + 1, -1).max(axis=1)
+    if metric == "activation" and tail_exponent is not None:
+        tail_heads, alpha = tail_aware_heads(arrays["head_rare_dact"], arrays["clean_rare_act"], index, tail_exponent,
+                                             rng)
+        hi = np.array([[unbounded_ci(tail_heads[1:, i, h], level)[1] for h in range(n_heads)] for i in range(n_layers)])
         fitted = np.isfinite(alpha)
         heaviest = np.unravel_index(int(np.argmin(np.where(fitted, alpha, np.inf))), alpha.shape) if fitted.any() else None
-        tail = {"heads_tail": tail_heads[0], "tail_index": alpha, "max_head_tail": float(tail_max[0]),
-                "max_head_tail_ci": unbounded_ci(tail_max[1:], level),
+        tail = {"heads_tail": tail_heads[0], "heads_tail_hi": hi, "tail_index": alpha,
+                "max_head_tail": float(tail_heads[0].max()),
                 "heaviest_tail_at": None if heaviest is None else (int(arrays["layers"][heaviest[0]]), int(heaviest[1]))}
     return RoutingEffects(
         metric=metric, heads=heads[0], heads_common=heads_c[0],
@@ -150,28 +181,30 @@ def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric
         max_head=float(max_head[0]), max_head_ci=ci(max_head[1:]),
         max_head_at=(int(arrays["layers"][at[0]]), int(at[1])),
         ratio=float(ratio[0]), ratio_ci=ci(ratio[1:]), corr=float(corr[0]), corr_ci=ci(corr[1:]), level=level,
-        spread=spread, least_spread_at=(int(arrays["layers"][least[0]]), int(least[1])), **tail,
+        spread=spread, least_spread_at=(int(arrays["layers"][least[0]]), int(least[1])),
+        layer_ids=tuple(int(x) for x in arrays["layers"]), **tail,
     )
 
 
-def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, fraction: float,
-                     min_index: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, exponent: float,
+                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Peng's tail-aware effect (%) of each head in each resample, and each head's Hill index on row 0.
 
     ``change`` ``[n_la, n_heads, n_seq]`` per-sequence Σ|Δa|, ``clean`` ``[n_seq]`` Σ|a|, ``index``
-    ``[B+1, n]`` the sequence ids of each resample (row 0 the observed ones), ``fraction`` the share of the
-    resample's sequences with rare positions (Σ|a| > 0; the others move nothing and are left out of the
-    ordering) taken as the tail: k = max(2, ⌈fraction · n_valid⌉). Where no tail can be fitted — at most k
+    ``[B+1, n]`` the sequence ids of each resample (row 0 the observed ones); of the resample's n_valid sequences
+    with rare positions (Σ|a| > 0; the others move nothing and are left out of the ordering) the top
+    k = max(2, ⌈n_valid^``exponent``⌉) are taken as the tail. Where no tail can be fitted — at most k
     sequences with rare positions, or a threshold u ≤ 0 (at most k sequences move the specialists at all: a
-    dead head, or one whose effect sits in a few sequences, which the spread check judges) — the effect is the
-    plain one. Hill's index enters as at least ``min_index`` (> 1: the tails assumed no heavier than that; 0: no
-    floor). Returns ``[B+1, n_la, n_heads]`` (inf where the index used is ≤ 1) and ``[n_la, n_heads]`` (the Hill
-    index as estimated, NaN where no tail was fitted).
+    dead head, or one whose effect sits in a few sequences, which the spread check judges), in the resample or
+    on the observed sequences — the effect is the plain one. Row 0 uses the observed Hill estimate γ̂₀ = S₀ / k₀;
+    resample b its own body and threshold with γ_b = S₀ / G_b, G_b ~ Gamma(k₀, 1) drawn from ``rng`` (required
+    when B > 0) per head: the pivot of the module docstring. Returns ``[B+1, n_la, n_heads]`` (inf where γ ≥ 1)
+    and ``[n_la, n_heads]`` (Hill's index 1/γ̂₀, NaN where no tail was fitted).
     """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"tail fraction must lie in (0, 1), got {fraction}")
-    if 0.0 < min_index <= 1.0 or min_index < 0.0:
-        raise ValueError(f"the least tail index must be 0 (no floor) or above 1, got {min_index}")
+    if not 0.0 < exponent < 1.0:
+        raise ValueError(f"the tail's exponent must lie in (0, 1), got {exponent}")
+    if index.shape[0] > 1 and rng is None:
+        raise ValueError("resampled tail-aware effects need a generator for the pivot's Gamma draws")
     n = index.shape[1]
     d = np.moveaxis(change[..., index], 2, 0)                           # [B+1, n_la, H, n]
     a = np.broadcast_to(clean[index][:, None, None, :], d.shape)
@@ -180,21 +213,24 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, f
     order = np.argsort(r, axis=-1)
     r, d, a = (np.take_along_axis(x, order, axis=-1) for x in (r, d, a))
     n_valid = (clean[index] > 0).sum(-1)                                # [B+1]
-    k = np.maximum(2, np.ceil(fraction * n_valid - 1e-9)).astype(np.int64)
+    k = np.maximum(2, np.ceil(n_valid.astype(float) ** exponent - 1e-9)).astype(np.int64)
     top = (np.arange(n) >= (n - k)[:, None])[:, None, None, :]          # [B+1, 1, 1, n]
     u = np.take_along_axis(r, np.broadcast_to(np.maximum(n - k - 1, 0)[:, None, None, None], (*r.shape[:-1], 1)),
                            axis=-1)[..., 0]                             # [B+1, n_la, H]
     fitted = (n_valid > k)[:, None, None] & (u > 0)
-    kk = k[:, None, None].astype(float)
+    fitted &= fitted[:1]                                                # the pivot needs the observed tail
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_excess = np.where(top, np.log(np.where(top, r, 1.0) / np.where(fitted, u, 1.0)[..., None]), 0.0).sum(-1)
-        used = np.minimum(log_excess, kk / min_index) if min_index > 1.0 else log_excess   # α̂ at least min_index
-        factor = np.where(used < kk, kk / (kk - used), np.inf)                    # α̂ / (α̂ − 1)
+        hill_sum = np.where(top[:1], np.log(np.where(top[:1], r[:1], 1.0) / np.where(fitted[:1], u[:1], 1.0)[..., None]),
+                            0.0).sum(-1)[0]                             # S₀ [n_la, H]
+        gamma = np.empty(u.shape)
+        gamma[0] = hill_sum / k[0]
+        if index.shape[0] > 1:
+            gamma[1:] = hill_sum / rng.gamma(float(k[0]), size=gamma[1:].shape)
+        factor = np.where(gamma < 1.0, 1.0 / (1.0 - gamma), np.inf)    # a Pareto tail's mean over its threshold
         tail = np.where(top, 0.0, d).sum(-1) + np.where(top, a, 0.0).sum(-1) * u * factor
-        plain = d.sum(-1)
-        total = np.where(fitted, tail, plain)
+        total = np.where(fitted, tail, d.sum(-1))
         effect = np.where(fitted & ~np.isfinite(factor), np.inf, 100.0 * total / a.sum(-1))
-        alpha = np.where(fitted[0], kk[0] / log_excess[0], np.nan)
+        alpha = np.where(fitted[0], k[0] / hill_sum, np.nan)
     return effect, alpha
 
 

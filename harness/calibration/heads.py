@@ -14,7 +14,9 @@ paper's ≈ 5: C7 true), and a routing head (one head at ``routing_effect`` % ab
 with ``routing_noise`` the routing head's per-sequence noise is lognormal with that SD instead of ``noise``,
 with ``routing_pareto`` Pareto with that tail index (its mean kept either way), so that a few sequences
 carry its effect and most samples show it small; with ``routing_tail_share`` too, only that share of the
-sequences follows the Pareto tail, over a lognormal body (``_routing_factor``).
+sequences follows the Pareto tail, over a lognormal body (``_routing_factor``). With ``noise_kind``
+"exponential" every head's and layer's per-sequence factor is exponential with mean 1 instead of lognormal
+(a tail that a Pareto fit over the top third reads as index ≈ 1.7: what C7's tail-aware bound pays for).
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ class HeadWorld:
     routing_tail_share: float | None = None
     routing_tail_mean: float = 0.4
     routing_common: bool = False
+    noise_kind: str = "lognormal"
 
     def __post_init__(self) -> None:
+        if self.noise_kind not in ("lognormal", "exponential"):
+            raise ValueError(f"noise_kind must be 'lognormal' or 'exponential', got {self.noise_kind!r}")
         if self.routing_tail_share is not None and self.routing_pareto is None:
             raise ValueError("routing_tail_share needs routing_pareto (the tail's index)")
 
@@ -106,7 +111,8 @@ class SyntheticHeads:
 
             def noisy(pct: np.ndarray, routing: bool = False) -> np.ndarray:
                 z = rng.standard_normal((*pct.shape, w.n_seq))
-                factor = np.exp(w.noise * z - w.noise ** 2 / 2)                # mean 1: the effects are the means
+                factor = np.exp(w.noise * z - w.noise ** 2 / 2) if w.noise_kind == "lognormal" \
+                    else -np.log(norm.sf(z))                                   # mean 1: the effects are the means
                 if routing:   # the routing head's own spread, its mean kept
                     factor[-1, 0] = _routing_factor(w, z[-1, 0])
                 return pct[..., None] / 100.0 * factor

@@ -13,7 +13,10 @@ one head of mean effect 25% carried by a few sequences (per-sequence lognormal S
 every head's spread ≥ ``c7_min_spread``. A head whose per-sequence effect has a Pareto tail of index 1.3
 (infinite variance) is spread and still shows 6–8% for a mean of 12% (v4: supported 31% of the time); v5
 also bounds every head's tail-aware effect (Peng's estimate with a Hill tail over the top
-``c7_tail_fraction`` of the sequences, resampled with the same bootstrap) below the margin.
+third of the sequences, resampled with the same bootstrap, the index floored at 1.2) below the margin, and
+was supported 29% of the time on a head of index 1.1. v6 bounds each head's tail-aware effect through the exact
+Gamma pivot of Hill's sum (valid for a Pareto tail of any index over the top ⌈n^``c7_tail_exponent``⌉
+sequences; ``harness.analysis.routing``), every head's own bound below the margin.
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
                               f"{m}_rare_common_r": eff.corr, f"{m}_least_head_spread": eff.least_spread,
                               f"{m}_least_spread_head": f"L{eff.least_spread_at[0]}H{eff.least_spread_at[1]}"})
     if eff.tail_index is not None:
-        at = eff.heaviest_tail_at
-        record.statistics.update({f"{m}_max_head_tail_pct": eff.max_head_tail,
+        at, bound_at = eff.heaviest_tail_at, eff.tail_bound_at
+        record.statistics.update({f"{m}_max_head_tail_pct": eff.max_head_tail, f"{m}_tail_bound_pct": eff.tail_bound,
+                                  f"{m}_tail_bound_head": f"L{bound_at[0]}H{bound_at[1]}",
                                   f"{m}_least_tail_index": eff.least_tail_index,
                                   f"{m}_heaviest_tail_head": "none" if at is None else f"L{at[0]}H{at[1]}"})
-        record.ci[f"{m}_max_head_tail_pct"] = list(eff.max_head_tail_ci)
-        record.ci_levels[f"{m}_max_head_tail_pct"] = eff.level
+        record.series[f"{m}_head_tail_hi"] = eff.heads_tail_hi.ravel().tolist()
     record.ci.update({f"{m}_max_head_pct": list(eff.max_head_ci), f"{m}_ratio": list(eff.ratio_ci),
                       f"{m}_rare_common_r": list(eff.corr_ci)})
     record.ci_levels.update({f"{m}_max_head_pct": eff.level, f"{m}_ratio": eff.level, f"{m}_rare_common_r": eff.level})
@@ -57,21 +60,21 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
 
 
 @claim(
-    "C7", "no_head_routing", scope="subject", rule_version=5,
+    "C7", "no_head_routing", scope="subject", rule_version=6,
     statement="Rare-token processing does not depend on single attention heads; whole layers matter.",
     rule="ablating heads and whole layers of the routing_layers last layers feeding the final MLP (test-half "
          "sequences, paired bootstrap): supported when the largest single head's effect on the specialists' "
          "activations has a 1 − 2α CI upper bound below c7_head_margin_pct with every head's effect spread over the "
          "sequences (Kish effective sequences of its per-sequence change over those of the clean activation "
-         "≥ c7_min_spread) and the largest tail-aware head effect (Peng's estimate, a Hill tail over the top "
-         "c7_tail_fraction of the sequences, its index taken as at least c7_min_tail_index) a CI upper bound below "
-         "c7_head_margin_pct too, the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
+         "≥ c7_min_spread) and every head's tail-aware effect (Peng's estimate, a Pareto tail over the top "
+         "n^c7_tail_exponent of the n test sequences, Hill's index bounded through the Gamma pivot of its sum) a 1 − 2α upper "
+         "bound below c7_head_margin_pct too, the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
          "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound "
          "exceeds c7_head_margin_pct (a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
     paper="single head ≈ 7–8%, full layer ≈ 42–45% (abstract); rare/common correlation ≈ 0.89 (P2)",
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
-              "c7_min_spread", "c7_tail_fraction", "c7_min_tail_index", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
+              "c7_min_spread", "c7_tail_exponent", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
 )
 def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C7"].new_record(source.label, settings)
@@ -80,7 +83,7 @@ def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     layers = source.routing_layers(settings["routing_layers"])
     arrays = source.head_ablation(spec.ids, layers, settings["routing_ablation"])
     act = routing_effects(arrays, spec.test_sequences, "activation", settings["n_bootstrap"], settings["seed"], level,
-                          settings["c7_tail_fraction"], settings["c7_min_tail_index"])
+                          settings["c7_tail_exponent"])
     loss = routing_effects(arrays, spec.test_sequences, "loss", settings["n_bootstrap"], settings["seed"], level)
     _fields(record, act)
     _fields(record, loss)
@@ -102,15 +105,16 @@ def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     spread, spread_at = act.least_spread, act.least_spread_at
     record.decide(
         {"single_heads_small": act.max_head_ci[1] < margin, "heads_spread_over_sequences": spread >= settings["c7_min_spread"],
-         "heads_small_with_their_tails": act.max_head_tail_ci[1] < margin,
+         "heads_small_with_their_tails": act.tail_bound < margin,
          "layer_exceeds_heads": act.ratio_ci[0] > ratio_min,
          "rare_common_heads_agree": loss.corr >= settings["c7_min_correlation"] and loss.corr_ci[0] > 0},
         {"routing_head": act.max_head_ci[0] > margin, "layer_no_larger_than_heads": act.ratio_ci[1] < ratio_min},
         f"{source.label}: the largest single head (L{act.max_head_at[0]}H{act.max_head_at[1]}) moves the specialists' "
         f"activations by {act.max_head:.2f}% ({level:.0%} CI [{act.max_head_ci[0]:.2f}, {act.max_head_ci[1]:.2f}], "
         f"margin {margin}%; least spread over sequences {spread:.2f} at L{spread_at[0]}H{spread_at[1]}, at least "
-        f"{settings['c7_min_spread']}; largest tail-aware head {act.max_head_tail:.2f}%, CI upper bound "
-        f"{act.max_head_tail_ci[1]:.2f}%), the largest whole layer by {act.layers.max():.2f}% (ratio {act.ratio:.2f}, CI "
+        f"{settings['c7_min_spread']}; largest tail-aware head {act.max_head_tail:.2f}%, largest tail-aware upper "
+        f"bound {act.tail_bound:.2f}% at L{act.tail_bound_at[0]}H{act.tail_bound_at[1]}, heaviest tail index "
+        f"{act.least_tail_index:.2f}), the largest whole layer by {act.layers.max():.2f}% (ratio {act.ratio:.2f}, CI "
         f"[{act.ratio_ci[0]:.2f}, {act.ratio_ci[1]:.2f}], margin {ratio_min}); rare-target loss: head "
         f"{loss.max_head:.2f}%, layer {loss.layers.max():.2f}%; rare/common head-effect r = {loss.corr:.2f} "
         f"(CI [{loss.corr_ci[0]:.2f}, {loss.corr_ci[1]:.2f}], at least {settings['c7_min_correlation']}); "

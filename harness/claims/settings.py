@@ -204,20 +204,14 @@ SETTINGS: dict[str, Setting] = {
                   "the clean activation at least this (calibrated: ≈ 0.6 with per-sequence noise of SD 0.5; a "
                   "head's spread is ≈ 1/(1 + CV²) of its per-sequence noise, and the rule takes the least of "
                   "every head, so 0.4 cost power under gamma(1) noise, 0.45 → 0.085)"),
-        _fraction("c7_tail_fraction", 1 / 3, "C7: the share of the test sequences with rare positions, those of "
-                  "largest per-sequence effect, whose effects a head's tail-aware estimate models as a Pareto tail "
-                  "(Hill's index; at least 2 sequences): larger shares estimate the index more tightly but call "
-                  "lognormal noise heavier (calibrated without the index floor, 200 draws each: a Pareto-tailed head of index 1.3 and mean "
-                  "10.5% supported 12.5%, 11.5%, 7.5%, 7.5% at 0.15, 0.25, 1/3, 0.4 (v4 40%); a true world with "
-                  "per-sequence noise of SD 0.7 0.50, 0.565, 0.515, 0.415 (v4 0.62); the papers' SD 0.5 0.885 at each)"),
-        Setting("c7_min_tail_index", 1.2, "C7: the heaviest per-sequence tail the tail-aware bound assumes (Pareto "
-                "index; a fitted index below it counts as it, so its mean is at most index/(index − 1) = 6 times the "
-                "tail's threshold). Calibrated, 200 draws each: with 1.2, Pareto-tailed heads of index 1.3 at means 12% "
-                "and 10.5% are supported 6.5% and 8.0% (no floor: 6.5%, 7.5%); true worlds with per-sequence "
-                "lognormal noise of SD 0.7 0.62 (no floor 0.515; v4 0.62) and SD 0.8 0.345 (0.02; v4 0.37), with "
-                "exponential noise on every head 0.395 (0.0; v4 0.435); tails of index "
-                "1.1 escape (29–31% at 10.5–12%, no floor 6–7.5%); 1.3 let the index-1.3 heads through (11%, 16% of "
-                "100)", low=1.0, open_low=True),
+        _fraction("c7_tail_exponent", 2 / 3, "C7: a head's tail-aware estimate models the top ⌈n^this⌉ of its n "
+                  "test sequences with rare positions (by per-sequence effect) as a Pareto tail (16 of 64, 41 of "
+                  "256): k/n → 0 as n grows, so a heavy tail that begins among the body's sequences is seen at "
+                  "large n, which a fixed share never does (C7 v5's top third: a head of mean 10.5% whose heaviest "
+                  "15% are a Pareto tail of index 1.2 was supported 22.5% of 200 at 64 test sequences and 48% of "
+                  "100 at 256; at 2/3 20.5% and 40%). Calibrated at 64 test sequences, 200 draws: the papers' "
+                  "world 0.88 (top third 0.885), Pareto heads of index 1.3 (mean 12%, 10.5%) and 1.1 (12%) 1%, 3%, "
+                  "1.5% (2%, 3%, 3%)"),
         _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
                   "has a CI lower bound above this ratio (paper: 42–45% vs 7–8%, a ratio near 5)"),
         _fraction("c7_min_correlation", 0.8, "C7: the heads serve rare and common targets alike when the "
