@@ -236,6 +236,28 @@ def test_a_dead_head_and_sequences_without_rare_positions_do_not_make_the_effect
     np.testing.assert_allclose(padded, effect, rtol=1e-12)
 
 
+def test_a_moving_head_on_too_few_sequences_with_rare_positions_is_unbounded():
+    """Review break of C7 v6's first cut: with at most k sequences with rare positions no tail can be fitted and
+    the effect fell back to the plain one (nulls supported 15–51% on 2–6 such sequences). Now a head that moves
+    anything is unbounded there — in the observed row and in any resample whose own tail cannot be fitted while
+    the observed one could — and a dead head stays 0. Three of 40 sequences with rare positions: k = 3."""
+    n = 40
+    clean = np.zeros(n)
+    clean[:3] = [1.0, 2.0, 1.5]
+    change = np.stack([clean * 0.03, np.zeros(n)])[None]               # [1 layer, 2 heads, n]
+    effect, alpha = tail_aware_heads(change, clean, np.arange(n)[None], 2 / 3)
+    assert np.isinf(effect[0, 0, 0]) and effect[0, 0, 1] == 0.0 and np.isnan(alpha).all()
+    clean = np.ones(n)
+    r = np.r_[np.zeros(n - 10), np.linspace(0.01, 0.1, 10)]           # 10 sequences move, k = ⌈40^(2/3)⌉ = 12:
+    change = (r * clean)[None, None, :]                               # u = 0, the plain effect (spread judges it)
+    effect, _ = tail_aware_heads(change, clean, np.arange(n)[None], 2 / 3)
+    assert effect[0, 0, 0] == pytest.approx(100 * r.sum() / n)
+    r = np.r_[np.zeros(n - 20), np.linspace(0.01, 0.1, 20)]           # 20 move: fitted on the observed row
+    index = np.vstack([np.arange(n), np.r_[np.arange(n - 20), np.arange(10), np.arange(n - 10, n)]])
+    effect, _ = tail_aware_heads((r * clean)[None, None, :], clean, index, 2 / 3, np.random.default_rng(0))
+    assert np.isfinite(effect[0, 0, 0]) and np.isinf(effect[1, 0, 0])  # the resample holds 10 movers: no tail
+
+
 @pytest.mark.parametrize("exponent", [0.0, 1.0, -0.5, 1.5])
 def test_a_tail_exponent_outside_zero_one_is_refused(exponent):
     with pytest.raises(ValueError, match="tail"):

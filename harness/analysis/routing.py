@@ -57,8 +57,18 @@ Savage 1956), and that head is supported 20% of the time at 64 test sequences. L
 or exponential top third looks like a Pareto tail of γ ≈ 0.3–0.6), so heads with exponential per-sequence
 noise need ≈ 4× the sequences of lognormal SD-0.5 noise for the same power.
 
-Sequences without rare positions are left out of the ordering, and a head with no tail to fit (u ≤ 0: at most
-k sequences move the specialists at all) keeps its plain effect — a dead head is 0, not unbounded; a head
+The estimate keeps each tail sequence's own clean Σ|a|, so it also assumes that, within the tail, how much a
+sequence carries (Σ|a|) does not grow with how much the head moves it (r). An independent review broke it there:
+with Σ|a| ∝ r^0.5 and r exactly Pareto of index 2 the tail's a-weighted mean is ⅔ of the estimate's, and a head
+of mean 10.5% was supported 22–28% of the time at 64–256 test sequences. Fitting the tail of the a-weighted
+distribution instead (Hill's sum weighted by Σ|a|) halved that (10–14%) but cost power at the papers' effect
+(0.88 → 0.76–0.84), so it is not done: the assumption is stated in the rule (README, C7 v6).
+
+Sequences without rare positions are left out of the ordering. With at most k sequences with rare positions
+no tail can be fitted, and a head that moves anything is unbounded (inf; C7 v6's first cut kept the plain
+effect, and a review's nulls on 2–6 such sequences were supported 15–51% of the time), as is a resample whose
+own tail cannot be fitted while the observed one could. A head with no tail to fit because at most k
+sequences move the specialists at all (u ≤ 0) keeps its plain effect — a dead head is 0, not unbounded; a head
 whose effect sits in a few sequences is what the spread check judges.
 """
 
@@ -193,10 +203,11 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, e
     ``change`` ``[n_la, n_heads, n_seq]`` per-sequence Σ|Δa|, ``clean`` ``[n_seq]`` Σ|a|, ``index``
     ``[B+1, n]`` the sequence ids of each resample (row 0 the observed ones); of the resample's n_valid sequences
     with rare positions (Σ|a| > 0; the others move nothing and are left out of the ordering) the top
-    k = max(2, ⌈n_valid^``exponent``⌉) are taken as the tail. Where no tail can be fitted — at most k
-    sequences with rare positions, or a threshold u ≤ 0 (at most k sequences move the specialists at all: a
-    dead head, or one whose effect sits in a few sequences, which the spread check judges), in the resample or
-    on the observed sequences — the effect is the plain one. Row 0 uses the observed Hill estimate γ̂₀ = S₀ / k₀;
+    k = max(2, ⌈n_valid^``exponent``⌉) are taken as the tail. With at most k sequences with rare positions, or
+    in a resample whose tail cannot be fitted while the observed one's could, a head that moves anything is
+    unbounded (inf); where the observed threshold u ≤ 0 (at most k sequences move the specialists at all: a
+    dead head, or one whose effect sits in a few sequences, which the spread check judges) the effect is the
+    plain one. Row 0 uses the observed Hill estimate γ̂₀ = S₀ / k₀;
     resample b its own body and threshold with γ_b = S₀ / G_b, G_b ~ Gamma(k₀, 1) drawn from ``rng`` (required
     when B > 0) per head: the pivot of the module docstring. Returns ``[B+1, n_la, n_heads]`` (inf where γ ≥ 1)
     and ``[n_la, n_heads]`` (Hill's index 1/γ̂₀, NaN where no tail was fitted).
@@ -217,8 +228,8 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, e
     top = (np.arange(n) >= (n - k)[:, None])[:, None, None, :]          # [B+1, 1, 1, n]
     u = np.take_along_axis(r, np.broadcast_to(np.maximum(n - k - 1, 0)[:, None, None, None], (*r.shape[:-1], 1)),
                            axis=-1)[..., 0]                             # [B+1, n_la, H]
-    fitted = (n_valid > k)[:, None, None] & (u > 0)
-    fitted &= fitted[:1]                                                # the pivot needs the observed tail
+    enough = (n_valid > k)[:, None, None]
+    fitted = enough & (u > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         hill_sum = np.where(top[:1], np.log(np.where(top[:1], r[:1], 1.0) / np.where(fitted[:1], u[:1], 1.0)[..., None]),
                             0.0).sum(-1)[0]                             # S₀ [n_la, H]
@@ -228,8 +239,9 @@ def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, e
             gamma[1:] = hill_sum / rng.gamma(float(k[0]), size=gamma[1:].shape)
         factor = np.where(gamma < 1.0, 1.0 / (1.0 - gamma), np.inf)    # a Pareto tail's mean over its threshold
         tail = np.where(top, 0.0, d).sum(-1) + np.where(top, a, 0.0).sum(-1) * u * factor
-        total = np.where(fitted, tail, d.sum(-1))
-        effect = np.where(fitted & ~np.isfinite(factor), np.inf, 100.0 * total / a.sum(-1))
+        use = fitted & fitted[:1]                                       # the pivot needs the observed tail
+        unbounded = (d.sum(-1) > 0) & ((use & ~np.isfinite(factor)) | ~enough | (fitted[:1] & ~fitted))
+        effect = np.where(unbounded, np.inf, 100.0 * np.where(use, tail, d.sum(-1)) / a.sum(-1))
         alpha = np.where(fitted[0], k[0] / hill_sum, np.nan)
     return effect, alpha
 

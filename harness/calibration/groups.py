@@ -31,7 +31,10 @@ multiplies influence by (n / median n)^power, so the longest rows are selected. 
 review: ``global_level`` lowers the global loadings below saturation (ln λ around −2: a pair's
 correlation then grows as λ_i λ_j, convexly in every covariate), and ``planted_top_loadings`` gives the
 planted group the layer's largest global loadings (a coordinated group whose matched controls all lie
-below it).
+below it). Of the review of C6 v8: ``n_global_factors`` K > 1 adds K − 1 more global factors, each neuron's
+log-loading on them correlated ``global_loading_correlation`` with its log-loading on the first (same level
+and spread; drawn from the review's stream) — several weak factors that the specialists, chosen by variance,
+all load on more than the layer does.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class GroupWorld:
     row_direction_power: float = 0.0  # its loading grows as (driver / median)^power
     row_direction_driver: str = "write_norm"  # what drives that loading: write_norm, read_norm or variance
     selection_norm_power: float = 0.0  # influence × (driver's row norm / median)^power (a norm driver only)
+    n_global_factors: int = 1         # K global factors (the first as above, K − 1 more from the review's stream)
+    global_loading_correlation: float = 0.0  # correlation of a neuron's ln-loadings across the global factors
 
 
 @dataclass
@@ -112,8 +117,10 @@ class SyntheticGroups:
         h = rng.standard_normal(t)
         review = np.random.default_rng(self.seed + 99991)    # the review's nulls draw from their own stream
         noise = _planted_noise(rng.standard_normal((t, n)), self.seq, self.planted, w, review)
-        self.x = lam * f[:, None] + gam * g[:, community] + beta * h[:, None] + sigma * noise
-        variance = lam**2 + gam**2 + beta**2 + sigma**2
+        extra = _more_global_loadings(lam, w, review)                      # [n, K − 1]
+        self.x = lam * f[:, None] + gam * g[:, community] + beta * h[:, None] + sigma * noise \
+            + review.standard_normal((t, extra.shape[1])) @ extra.T
+        variance = lam**2 + (extra**2).sum(1) + gam**2 + beta**2 + sigma**2
         per_seq = variance[None] * np.exp(w.selection_noise * rng.standard_normal((w.n_seq, n)))
         per_seq[:, self.planted] += w.boost * np.median(variance)
         if self.rows is None:
@@ -177,6 +184,18 @@ def _planted_noise(noise: np.ndarray, seq: np.ndarray, planted: np.ndarray, worl
         volatility = np.exp(world.noise_volatility * rng.standard_normal(noise.shape[0]))
         noise[:, planted] *= (volatility / np.sqrt(np.mean(volatility**2)))[:, None]
     return noise
+
+
+def _more_global_loadings(lam: np.ndarray, world: GroupWorld, rng: np.random.Generator) -> np.ndarray:
+    """Loadings ``[d_mlp, K − 1]`` of the global factors after the first: ln λ = level + spread·(√ρ z + √(1 − ρ) e)
+    with z a neuron's standardised ln-loading on the first factor, e independent normal (module docstring);
+    ``[d_mlp, 0]`` (no draws) for K = 1."""
+    k, rho = world.n_global_factors - 1, world.global_loading_correlation
+    if k == 0:
+        return np.zeros((lam.size, 0))
+    z = (np.log(lam) - world.global_level) / world.global_spread
+    e = rng.standard_normal((lam.size, k))
+    return np.exp(world.global_level + world.global_spread * (np.sqrt(rho) * z[:, None] + np.sqrt(1 - rho) * e))
 
 
 def _top_to(lam: np.ndarray, planted: np.ndarray | None) -> np.ndarray:

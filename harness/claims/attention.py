@@ -68,7 +68,8 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
          "sequences (Kish effective sequences of its per-sequence change over those of the clean activation "
          "≥ c7_min_spread) and every head's tail-aware effect (Peng's estimate, a Pareto tail over the top "
          "n^c7_tail_exponent of the n test sequences, Hill's index bounded through the Gamma pivot of its sum) a 1 − 2α upper "
-         "bound below c7_head_margin_pct too, the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
+         "bound below c7_head_margin_pct too (unbounded with at most that many sequences with rare positions; assumes a "
+         "tail sequence's clean Σ|a| does not grow with the head's effect on it), the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
          "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound "
          "exceeds c7_head_margin_pct (a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
