@@ -35,7 +35,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
   review's) global loadings far below saturation (ln λ around −2 or −3), where a pair's correlation
   grows as λ_i λ_j and the specialists lie beyond their controls (46–85% supported under C6 v4); power
   also on a coordinated group that holds the layer's largest global loadings (contradicted 89% under
-  C6 v4: its participation ratio was extrapolated along a line).
+  C6 v4: its participation ratio was extrapolated along a line); and (the review of C6 v8) three weak global
+  factors, at 128 and 108 sequences, on which the participation-ratio effect is biased by +1.3 to +5 null SDs
+  (one targeted instrument per part leaves the group's rank-2 rest) and only the mean-correlation leg holds.
 - C7: every head small (1–4%), the whole layer ≈ 5 × the largest head (the abstract's ≈ 42–45% vs 7–8%) and
   the heads' rare- and common-target effects correlated at r ≈ 0.88 (P2's 0.89); nulls: one routing head at
   25%; distributed heads whose rare- and common-target effects are unrelated (the papers' r ≈ 0.89 is part
@@ -232,6 +234,10 @@ FAMILIES: list[Family] = [
     Family("C6", "unsaturated global loadings (ln λ ≈ −3, spread 1), tight selection", "null",
            _groups(global_level=-3.0, global_spread=1.0, selection_noise=0.3, community_loading=0.3),
            sample_sizes=GROUP_SIZES),
+    *(Family("C6", f"three weak global factors (ln λ ≈ −3, ln-loadings correlated 0.4), tight selection{label}",
+             "null", _groups(global_level=-3.0, global_spread=1.0, selection_noise=0.3, community_loading=0.3,
+                             n_global_factors=3, global_loading_correlation=0.4, n_seq=n_seq),
+             sample_sizes=GROUP_SIZES) for n_seq, label in ((128, ""), (108, ", 108 sequences"))),
     Family("C6", "coordinated group", "planted", _groups_effect("coordination", boost=10.0),
            effects=(0.3, 0.5, 0.7), effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
     Family("C6", "coordinated group holding the top global loadings", "planted",

@@ -207,9 +207,9 @@ SETTINGS: dict[str, Setting] = {
         _fraction("c7_tail_exponent", 2 / 3, "C7: a head's tail-aware estimate models the top ⌈n^this⌉ of its n "
                   "test sequences with rare positions (by per-sequence effect) as a Pareto tail (16 of 64, 41 of "
                   "256): k/n → 0 as n grows, so a heavy tail that begins among the body's sequences is seen at "
-                  "large n, which a fixed share never does (C7 v5's top third: a head of mean 10.5% whose heaviest "
-                  "15% are a Pareto tail of index 1.2 was supported 22.5% of 200 at 64 test sequences and 48% of "
-                  "100 at 256; at 2/3 20.5% and 40%). Calibrated at 64 test sequences, 200 draws: the papers' "
+                  "large n, which a fixed share never does (with v5's top third and v6's pivot a head of mean 10.5% "
+                  "whose heaviest 15% are a Pareto tail of index 1.2 was supported 22.5% of 200 at 64 test "
+                  "sequences and 48% of 100 at 256; at 2/3 20.5% and 40%). Calibrated at 64 test sequences, 200 draws: the papers' "
                   "world 0.88 (top third 0.885), Pareto heads of index 1.3 (mean 12%, 10.5%) and 1.1 (12%) 1%, 3%, "
                   "1.5% (2%, 3%, 3%)"),
         _positive("c7_min_ratio", 2.0, "C7: a layer matters when its effect over the largest single head's "
