@@ -25,8 +25,10 @@ Effect sizes, per claim (what "the papers' effect" means here):
 - C4: the plateau's strength growing from 0 to 1 over 9 checkpoints (emergence from a homogeneous
   start); nulls: no plateau, per-sequence noise AR(1) (φ = 0.8) or a random walk across checkpoints.
 - C5: specialists falling into the layer's communities as random neurons do (κ ≈ 0, the papers' Q ≈
-  control); nulls: a cohesive module, and a module of 12 of 16 specialists (κ ≈ 0.5, beyond the
-  margin 0.2).
+  control); nulls: a cohesive module, a module of 12 of 16 specialists (κ ≈ 0.5, beyond the
+  margin 0.2), and four modules of 4 (modular in the papers' sense, within-group Q high; Louvain on the
+  whole layer mostly merges modules that small into larger communities, its resolution limit, so κ sees
+  little of them: a known failure of C5 v4, measured here).
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance; and
   (an independent review's) specialists whose noise shares a per-position volatility or carries
@@ -220,6 +222,8 @@ FAMILIES: list[Family] = [
     Family("C5", "cohesive module", "null", _groups(boost=10.0, module_fraction=1.0), sample_sizes=GROUP_SIZES),
     Family("C5", "module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "null",
            _groups(boost=10.0, module_fraction=0.75), sample_sizes=GROUP_SIZES),
+    Family("C5", "four modules of 4 (below Louvain's resolution in a 512-neuron layer)", "null",
+           _groups(boost=10.0, module_fraction=1.0, n_modules=4), sample_sizes=GROUP_SIZES),
     Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
            effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
     # C6

@@ -11,7 +11,8 @@ blocks of neurons, Louvain's communities), and a factor h shared by the planted 
 (``coordination`` β, C6); σ_n keeps every neuron's variance at λ² + γ² + 1 so the planted group is not
 told apart by its variance. The planted group falls into communities as any neurons do (dispersed,
 C5 true), or a share ``module_fraction`` of it forms one community of its own (1: a cohesive module,
-C5 false).
+C5 false), or ``n_modules`` communities of their own of (nearly) equal size (4 modules of 4: modular, C5
+false, though no single community holds the group).
 
 Influence (what selects specialists) is per sequence ∝ the neuron's activation variance times
 lognormal noise (``selection_noise``), plus ``boost`` for the planted group (0: selection without
@@ -65,6 +66,7 @@ class GroupWorld:
     planted_top_loadings: bool = False  # the planted group holds the layer's largest global loadings
     module_fraction: float = 0.0      # share of the planted group that forms one community of its own (1: a module)
     module_loading: float = 0.9       # loading of that module's own factor (strong enough for |r| ≥ 0.3 edges)
+    n_modules: int = 1                # the module_fraction share split into this many modules of their own
     boost: float = 0.0                # influence added to the planted group (0: no specialists)
     selection_noise: float = 1.0      # σ of the lognormal noise of influence around variance
     spike: float = 0.0                # share of a common direction in the planted group's weight rows
@@ -104,7 +106,7 @@ class SyntheticGroups:
         self.planted = np.sort(rng.choice(n, size=w.group_size, replace=False))
         community = rng.integers(0, w.n_communities, size=n)
         together = int(round(w.module_fraction * w.group_size))
-        community[self.planted[:together]] = w.n_communities     # a community of their own; the rest as drawn
+        community[self.planted[:together]] = w.n_communities + np.arange(together) % w.n_modules   # their own
         lam = _top_to(np.exp(w.global_level + w.global_spread * rng.standard_normal(n)),
                       self.planted if w.planted_top_loadings else None)
         gam = np.full(n, w.community_loading)
@@ -113,7 +115,7 @@ class SyntheticGroups:
         beta[self.planted] = w.coordination
         sigma = np.sqrt(np.maximum(1.0 - beta**2, 0.05))
         f = rng.standard_normal(t)
-        g = rng.standard_normal((t, w.n_communities + 1))
+        g = rng.standard_normal((t, w.n_communities + w.n_modules))
         h = rng.standard_normal(t)
         review = np.random.default_rng(self.seed + 99991)    # the review's nulls draw from their own stream
         noise = _planted_noise(rng.standard_normal((t, n)), self.seq, self.planted, w, review)
