@@ -29,7 +29,7 @@ from harness.claims import CLAIMS
 from harness.claims.settings import load_settings
 
 QUICK = load_settings(overrides={"n_bootstrap": 100, "n_null": 100, "n_null_curves": 39, "louvain_seeds": 2,
-                                 "n_null_within_q": 0})
+                                 "n_null_within_q": 20})
 N_NULL, MAX_SUPPORTED = 30, 7
 N_PLANTED, MIN_SUPPORTED = 12, 7
 ALPHA, POWER = 0.05, 0.9
