@@ -224,6 +224,10 @@ FAMILIES: list[Family] = [
            _groups(boost=10.0, module_fraction=0.75), sample_sizes=GROUP_SIZES),
     Family("C5", "four modules of 4 (below Louvain's resolution in a 512-neuron layer)", "null",
            _groups(boost=10.0, module_fraction=1.0, n_modules=4), sample_sizes=GROUP_SIZES),
+    Family("C5", "four modules of 4 at module loading 0.7 (within-module r ≈ 0.3)", "null",
+           _groups(boost=10.0, module_fraction=1.0, n_modules=4, module_loading=0.7), sample_sizes=GROUP_SIZES),
+    Family("C5", "three modules of 4 among 16 specialists", "null",
+           _groups(boost=10.0, module_fraction=0.75, n_modules=3), sample_sizes=GROUP_SIZES),
     Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
            effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
     # C6

@@ -164,10 +164,10 @@ def comparison_fields(record: ClaimRecord, name: str, comp: GroupComparison) -> 
          "(0 = as matched random groups, 1 = one community); the papers' within-group modularity Q (Louvain on "
          "the specialists' own graph) against n_null_within_q matched groups'. Supported when the 1 − 2α interval "
          "of κ lies inside ±c5_margin and the specialists' Q is not above the matched groups' (one-sided p ≥ "
-         "alpha: several small modules, which the layer's partition cannot resolve, would be); contradicted when "
-         "specialists are significantly concentrated (p < alpha) and not equivalent, or their Q is above the "
-         "matched groups' (p < alpha); inconclusive otherwise, when the layer has a single community, or when "
-         "matching fails.",
+         "alpha: several small modules, which the layer's partition cannot resolve, would be; a guard on support "
+         "only, since Q also rises with a group's edge density); contradicted when specialists are significantly "
+         "concentrated (p < alpha) and not equivalent; inconclusive otherwise, when the layer has a single "
+         "community, or when matching fails.",
     effect="|κ| < c5_margin (equivalence)",
     paper="Q = 0.05–0.11 vs control 0.04–0.09, p > 0.4 (abstract)",
     settings=("alpha", "louvain_seeds", "coactivation_threshold", "coactivation_graph", "c5_margin",
@@ -216,7 +216,7 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
                                units="κ")
     record.decide(
         {"dispersed_equivalent": equivalent, "within_group_q_not_above_matched": q_p is not None and q_p >= alpha},
-        {"concentrated": comp.p < alpha and not equivalent, "modular_within": q_p is not None and q_p < alpha},
+        {"concentrated": comp.p < alpha and not equivalent},
         f"{source.label}: {group.specialists.size} specialists share a Louvain community in {comp.observed:.3f} of "
         f"pairs vs {expected:.3f} for matched groups (κ = {kappa:+.3f}, {level:.0%} CI [{ci[0]:+.3f}, {ci[1]:+.3f}], "
         f"margin ±{margin}, p = {comp.p:.3g}; {n_communities:.0f} communities); within-group Q "
