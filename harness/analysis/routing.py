@@ -75,6 +75,7 @@ whose effect sits in a few sequences is what the spread check judges.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -94,8 +95,9 @@ class RoutingEffects:
     ``[n_la, n_heads]`` each head's rare-target spread over the sequences; for ``activation``, the
     tail-aware ``heads_tail``, its upper bounds ``heads_tail_hi`` (each head's own 1 − 2α interval's upper end,
     inf where unbounded) and ``tail_index`` ``[n_la, n_heads]``, the largest tail-aware head effect
-    ``max_head_tail``, and ``heaviest_tail_at`` (layer, head) of the least fitted index, None where no tail was
-    fitted (module docstring; None and NaN for ``loss`` or without a tail fraction).
+    ``max_head_tail``, ``heaviest_tail_at`` (layer, head) of the least fitted index, None where no tail was
+    fitted, and ``tail_bound_at`` (layer, head) of the largest bound (module docstring; None and NaN for ``loss``
+    or without a tail exponent).
     """
 
     metric: str
@@ -119,7 +121,7 @@ class RoutingEffects:
     heads_tail_hi: np.ndarray | None = None
     max_head_tail: float = float("nan")
     heaviest_tail_at: tuple[int, int] | None = None
-    layer_ids: tuple[int, ...] = ()
+    tail_bound_at: tuple[int, int] | None = None
 
     @property
     def least_spread(self) -> float:
@@ -131,14 +133,6 @@ class RoutingEffects:
         """The largest head's tail-aware upper bound (%; inf where unbounded, NaN where none computed): every head
         is below it at level α (intersection–union, module docstring)."""
         return float("nan") if self.heads_tail_hi is None else float(self.heads_tail_hi.max())
-
-    @property
-    def tail_bound_at(self) -> tuple[int, int] | None:
-        """(layer, head) of ``tail_bound``; None where none computed."""
-        if self.heads_tail_hi is None:
-            return None
-        at = np.unravel_index(int(np.argmax(self.heads_tail_hi)), self.heads_tail_hi.shape)
-        return self.layer_ids[at[0]], int(at[1])
 
     @property
     def least_tail_index(self) -> float:
@@ -170,9 +164,7 @@ def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = layers.max(axis=1) / max_head
     corr = pearson_rows(flat, heads_c.reshape(n_bootstrap + 1, -1))
-    at = np.unravel_index(int(np.argmax(heads[0])), heads[0].shape)
     spread = _spread(arrays, metric, sequences)
-    least = np.unravel_index(int(np.argmin(spread)), spread.shape)
     ci = lambda d: percentile_ci(d, level)  # noqa: E731
     tail: dict[str, object] = {}
     if metric == "activation" and tail_exponent is not None:
@@ -180,20 +172,26 @@ def routing_effects(arrays: dict[str, np.ndarray], sequences: np.ndarray, metric
                                              rng)
         hi = np.array([[unbounded_ci(tail_heads[1:, i, h], level)[1] for h in range(n_heads)] for i in range(n_layers)])
         fitted = np.isfinite(alpha)
-        heaviest = np.unravel_index(int(np.argmin(np.where(fitted, alpha, np.inf))), alpha.shape) if fitted.any() else None
         tail = {"heads_tail": tail_heads[0], "heads_tail_hi": hi, "tail_index": alpha,
-                "max_head_tail": float(tail_heads[0].max()),
-                "heaviest_tail_at": None if heaviest is None else (int(arrays["layers"][heaviest[0]]), int(heaviest[1]))}
+                "max_head_tail": float(tail_heads[0].max()), "tail_bound_at": _head_at(arrays["layers"], hi, np.argmax),
+                "heaviest_tail_at": _head_at(arrays["layers"], np.where(fitted, alpha, np.inf), np.argmin)
+                if fitted.any() else None}
     return RoutingEffects(
         metric=metric, heads=heads[0], heads_common=heads_c[0],
         heads_ci=np.stack([np.array([ci(heads[1:, i, h]) for h in range(n_heads)]) for i in range(n_layers)]),
         layers=layers[0], layers_ci=np.array([ci(layers[1:, i]) for i in range(n_layers)]),
         max_head=float(max_head[0]), max_head_ci=ci(max_head[1:]),
-        max_head_at=(int(arrays["layers"][at[0]]), int(at[1])),
+        max_head_at=_head_at(arrays["layers"], heads[0], np.argmax),
         ratio=float(ratio[0]), ratio_ci=ci(ratio[1:]), corr=float(corr[0]), corr_ci=ci(corr[1:]), level=level,
-        spread=spread, least_spread_at=(int(arrays["layers"][least[0]]), int(least[1])),
-        layer_ids=tuple(int(x) for x in arrays["layers"]), **tail,
+        spread=spread, least_spread_at=_head_at(arrays["layers"], spread, np.argmin), **tail,
     )
+
+
+def _head_at(layers: np.ndarray, values: np.ndarray, pick: Callable[[np.ndarray], Any]) -> tuple[int, int]:
+    """(model layer, head) of the entry of ``values`` ``[n_la, n_heads]`` that ``pick`` (``np.argmax`` or
+    ``np.argmin``) chooses; ``layers`` ``[n_la]`` are the analysed layers' numbers."""
+    at = np.unravel_index(int(pick(values)), values.shape)
+    return int(layers[at[0]]), int(at[1])
 
 
 def tail_aware_heads(change: np.ndarray, clean: np.ndarray, index: np.ndarray, exponent: float,
