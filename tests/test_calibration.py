@@ -41,7 +41,7 @@ CASES = {
     "C2": ("common targets with a plateau too", "rare plateau only", 1.0),
     "C3": ("lognormal with a 3% high component, 4,096 neurons", "power-law middle on a rank grid, 4,096 neurons", 0.6),
     "C4": ("drift-free random walk", "emerging plateau", 1.0),
-    "C5": ("module of 12 of 16 (κ ≈ 0.5, beyond the margin)", "dispersed specialists", 10.0),
+    "C5": ("four modules of 4 at module loading 0.7 (within-module r ≈ 0.3)", "dispersed specialists", 10.0),
     "C6": ("shared noise volatility, weakly structured layer", "coordinated group", 0.5),   # v8: 0.82 at 0.3, 0.95 at 0.5
     "C7": ("a routing head (25% on average) carried by few sequences (lognormal SD 3)", "distributed heads", 5.0),
     "C8": ("loading rising with the read norm⁴, selection ∝ read norm², read norm not in the activations",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.coactivation import (
+    beyond_one_factor,
     coactivation_graph,
     coassignment,
     community_layout,
@@ -62,6 +63,26 @@ def layer_activations(seed: int) -> np.ndarray:
 
 
 # --- within-group correlations and modularity (the papers' Q) -----------------------------------
+
+
+def test_one_factor_leaves_noise_and_several_modules_leave_all_but_one():
+    """``beyond_one_factor``: an exact one-factor matrix leaves 0; on 1,000 positions a group of 15 sharing one
+    factor (r = 0.5) or nothing leaves sampling noise (at most 2·105/1000 ≈ 0.2), and 3 modules of 5 or 5 of 3
+    (within-module r = 0.5) leave every module but one: (m − 1)/m of the modules' Σ r² over ordered pairs, 10
+    and 6."""
+    loading = np.linspace(0.2, 0.9, 6)
+    exact = np.outer(loading, loading)
+    np.fill_diagonal(exact, 1.0)
+    assert beyond_one_factor(exact) == pytest.approx(0.0, abs=1e-10)
+    one = factor_activations(5, N_POSITIONS, N_NEURONS, blocks=np.r_[np.zeros(15), np.full(105, -1)],
+                             block_loading=1.0)
+    noise = [one, activations(5, loading=0.0)]
+    modules = [activations(5, loading=1.0, n_modules=k) for k in (3, 5)]
+    energy = [beyond_one_factor(group_correlations(prepare_activations(x, GROUP), GROUP[None]))[0]
+              for x in noise + modules]
+    assert max(energy[:2]) < 0.4 and min(energy[2:]) > 5.0
+    stacked = group_correlations(prepare_activations(modules[0], GROUP), np.stack([GROUP, GROUP + 20]))
+    np.testing.assert_allclose(beyond_one_factor(stacked), [beyond_one_factor(c) for c in stacked])
 
 
 def test_group_correlations_equal_numpy_corrcoef():

@@ -28,17 +28,22 @@ def test_pair_features_average_each_pair_over_the_parts_that_hold_neither_neuron
     factors = LayerFactors(part, loadings)
     groups = np.array([[0, 1, 2, 7], [1, 4, 3, 5]])
     expected = np.zeros((2, 2))
+    matrices = np.zeros((2, 4, 4))
     for g, ids in enumerate(groups):
-        pairs = [(i, j) for i in ids for j in ids if i != j]
-        for i, j in pairs:
+        pairs = [(a, b) for a in range(4) for b in range(4) if a != b]
+        for a, b in pairs:
+            i, j = ids[a], ids[b]
             allowed = [p for p in range(PARTS) if part[i] != p and part[j] != p]
             predicted = np.array([loadings[p][i] @ loadings[p][j] for p in allowed])
             expected[g] += [predicted.mean(), (predicted**2).mean()]
+            matrices[g, a, b] = predicted.mean()
         expected[g] /= len(pairs)
     np.testing.assert_allclose(factors.pair_features(groups), expected, atol=1e-12)
+    np.testing.assert_allclose(factors.predicted_correlations(groups), matrices, atol=1e-12)
     assert factors.n_factors == (2, 0, 3)
-    with pytest.raises(ValueError, match="at least 2"):
-        factors.pair_features(np.array([[3]]))
+    for method in (factors.pair_features, factors.predicted_correlations):
+        with pytest.raises(ValueError, match="at least 2"):
+            method(np.array([[3]]))
 
 
 def test_three_planted_factors_are_found_and_predict_left_out_pair_correlations():

@@ -34,6 +34,7 @@ only the parts that hold neither of its neurons: no neuron's prediction uses its
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from scipy.linalg import eigh
@@ -63,23 +64,47 @@ class LayerFactors:
     def pair_features(self, groups: np.ndarray) -> np.ndarray:
         """Per group ``[..., size]`` → ``[..., 2]``: the mean over its pairs of the predicted correlation b_i·b_j
         and of its square, each pair's prediction averaged over the parts that hold neither neuron."""
-        groups = np.asarray(groups, dtype=np.int64)
+        groups = _check_groups(groups)
         size = groups.shape[-1]
-        if size < 2:
-            raise ValueError(f"pair features need groups of at least 2 neurons, got {size}")
-        part = self.part[groups]
         total = np.zeros((*groups.shape, size, 2))
         count = np.zeros((*groups.shape, size))
-        for p, b in enumerate(self.loadings):
-            outside = part != p
-            both = (outside[..., :, None] & outside[..., None, :]).astype(float)
-            rows = b[groups]
-            predicted = rows @ np.swapaxes(rows, -1, -2)
+        for both, predicted in self._part_predictions(groups):
             total += both[..., None] * np.stack([predicted, predicted**2], axis=-1)
             count += both
         mean = total / count[..., None]
         off = ~np.eye(size, dtype=bool)
         return mean[..., off, :].mean(-2)
+
+    def predicted_correlations(self, groups: np.ndarray) -> np.ndarray:
+        """Per group ``[..., size]`` → ``[..., size, size]``: each pair's factor-predicted correlation b_i·b_j,
+        averaged over the parts that hold neither neuron (zero diagonal)."""
+        groups = _check_groups(groups)
+        size = groups.shape[-1]
+        total = np.zeros((*groups.shape, size))
+        count = np.zeros((*groups.shape, size))
+        for both, predicted in self._part_predictions(groups):
+            total += both * predicted
+            count += both
+        out = total / count
+        out[..., np.arange(size), np.arange(size)] = 0.0
+        return out
+
+    def _part_predictions(self, groups: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per part: which pairs ``[..., size, size]`` it may predict (it holds neither neuron; 1.0/0.0) and
+        its predictions b_i·b_j for every pair."""
+        part = self.part[groups]
+        for p, b in enumerate(self.loadings):
+            outside = part != p
+            rows = b[groups]
+            yield ((outside[..., :, None] & outside[..., None, :]).astype(float),
+                   rows @ np.swapaxes(rows, -1, -2))
+
+
+def _check_groups(groups: np.ndarray) -> np.ndarray:
+    groups = np.asarray(groups, dtype=np.int64)
+    if groups.shape[-1] < 2:
+        raise ValueError(f"pair predictions need groups of at least 2 neurons, got {groups.shape[-1]}")
+    return groups
 
 
 def pool_parts(n_neurons: int, pool: np.ndarray, seed: int) -> np.ndarray:

@@ -26,9 +26,11 @@ Effect sizes, per claim (what "the papers' effect" means here):
   start); nulls: no plateau, per-sequence noise AR(1) (φ = 0.8) or a random walk across checkpoints.
 - C5: specialists falling into the layer's communities as random neurons do (κ ≈ 0, the papers' Q ≈
   control); nulls: a cohesive module, a module of 12 of 16 specialists (κ ≈ 0.5, beyond the
-  margin 0.2), and four modules of 4 (modular in the papers' sense, within-group Q high; Louvain on the
-  whole layer mostly merges modules that small into larger communities, its resolution limit, so κ sees
-  little of them: a known failure of C5 v4, measured here).
+  margin 0.2), and modules of the specialists' own that κ sees little of (Louvain on the whole layer
+  mostly merges modules that small into larger communities, its resolution limit): four modules of 4 at
+  module loadings 0.9, 0.7 and 0.5 (within-module r ≈ 0.49, 0.39 and 0.28; the layer's own communities
+  0.33, so a random group samples modules about as strong as the weakest), three modules of 4 and two
+  among 16 specialists, and eight pairs (C5 v4 and v5 supported them 6–27% of the time).
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance; and
   (an independent review's) specialists whose noise shares a per-position volatility or carries
@@ -228,6 +230,11 @@ FAMILIES: list[Family] = [
            _groups(boost=10.0, module_fraction=1.0, n_modules=4, module_loading=0.7), sample_sizes=GROUP_SIZES),
     Family("C5", "three modules of 4 among 16 specialists", "null",
            _groups(boost=10.0, module_fraction=0.75, n_modules=3), sample_sizes=GROUP_SIZES),
+    Family("C5", "four modules of 4 at module loading 0.5 (within-module r ≈ 0.28, the layer's communities 0.33)",
+           "null", _groups(boost=10.0, module_fraction=1.0, n_modules=4, module_loading=0.5), sample_sizes=GROUP_SIZES),
+    Family("C5", "two modules of 4 among 16 specialists", "null",
+           _groups(boost=10.0, module_fraction=0.5, n_modules=2), sample_sizes=GROUP_SIZES),
+    Family("C5", "eight pairs", "null", _groups(boost=10.0, module_fraction=1.0, n_modules=8), sample_sizes=GROUP_SIZES),
     Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
            effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
     # C6

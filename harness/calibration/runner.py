@@ -25,7 +25,8 @@ from harness.calibration.families import Family, families_of
 from harness.claims import CLAIMS
 from harness.claims.settings import load_settings
 
-CALIBRATION_SETTINGS: dict[str, Any] = {"n_bootstrap": 200, "n_null": 200, "n_null_curves": 99, "louvain_seeds": 3}
+CALIBRATION_SETTINGS: dict[str, Any] = {"n_bootstrap": 200, "n_null": 200, "n_null_curves": 99, "louvain_seeds": 3,
+                                        "n_null_within_q": 0}
 POWER_TARGET = 0.8
 BASE_SEED = 1_000_000
 
