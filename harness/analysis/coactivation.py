@@ -164,14 +164,18 @@ def group_correlations(acts: GroupActivations, groups: np.ndarray) -> np.ndarray
     return np.clip(out, -1.0, 1.0)
 
 
-def beyond_one_factor(corr: np.ndarray, iterations: int = ONE_FACTOR_ITERATIONS) -> np.ndarray:
+def beyond_one_factor(corr: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | None = None,
+                      iterations: int = ONE_FACTOR_ITERATIONS) -> np.ndarray:
     """Off-diagonal energy of correlation matrices ``[..., size, size]`` that one common factor leaves → ``[...]``.
 
     A one-factor model r_ij ≈ l_i·l_j is fitted to each matrix's off-diagonal entries by principal-axis
     iteration (the diagonal replaced by the communalities l_i², ``iterations`` times from 0), and the statistic
     is Σ_{i≠j} (r_ij − l_i·l_j)². A group whose pairs share one factor (a coordinated group, or nothing) leaves
     only sampling noise; a group that splits into several blocks — modules of its own, or pairs — leaves every
-    block but the one the factor takes. Unitless (squared correlations summed over ordered pairs).
+    block but the one the factor takes. With ``halves`` (the same groups' matrices on two disjoint halves of the
+    positions) the energy is the split-half cross product Σ_{i≠j} (r^A_ij − l_i·l_j)(r^B_ij − l_i·l_j), whose
+    sampling noise has mean ≈ 0 whatever its size, so a group whose correlations are noisier than another's
+    (fewer effective positions) does not look more modular. Unitless (summed over ordered pairs).
     """
     corr = np.asarray(corr, dtype=float)
     size = corr.shape[-1]
@@ -184,8 +188,9 @@ def beyond_one_factor(corr: np.ndarray, iterations: int = ONE_FACTOR_ITERATIONS)
         m[..., idx, idx] = loading**2
         w, v = np.linalg.eigh(m)
         loading = v[..., -1] * np.sqrt(np.maximum(w[..., -1], 0.0))[..., None]
-    resid = np.where(off, e - loading[..., :, None] * loading[..., None, :], 0.0)
-    return (resid**2).sum(axis=(-2, -1))
+    fitted = loading[..., :, None] * loading[..., None, :]
+    a, b = (corr, corr) if halves is None else halves
+    return np.where(off, (np.asarray(a) - fitted) * (np.asarray(b) - fitted), 0.0).sum(axis=(-2, -1))
 
 
 def resampled_correlations(x: np.ndarray, seq: np.ndarray, group: np.ndarray, draws: np.ndarray) -> np.ndarray:

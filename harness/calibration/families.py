@@ -237,6 +237,13 @@ FAMILIES: list[Family] = [
     Family("C5", "eight pairs", "null", _groups(boost=10.0, module_fraction=1.0, n_modules=8), sample_sizes=GROUP_SIZES),
     Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
            effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
+    # the review of C5 v6's first cut: specialists whose correlations are noisier than matched groups' (C5 true)
+    Family("C5", "dispersed specialists with per-sequence noise effects (share 0.8)", "planted",
+           _groups_effect("boost", noise_sequence_share=0.8), effects=(10.0,),
+           effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
+    Family("C5", "dispersed specialists with a shared noise volatility (ln-SD 0.8), weakly structured layer", "planted",
+           _groups_effect("boost", noise_volatility=0.8, community_loading=0.3), effects=(10.0,),
+           effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
     # C6
     Family("C6", "global factor, influence ∝ variance", "null", _groups(selection_noise=1.0), sample_sizes=GROUP_SIZES),
     Family("C6", "global factor, tight selection", "null", _groups(selection_noise=0.3), sample_sizes=GROUP_SIZES),
