@@ -12,8 +12,8 @@ Data: final-MLP activations at rare-target positions, ``X [n_positions, d_mlp]``
   tight cluster has Q = 0, so C5 reports it only beside its decision.
 - Modules beyond one factor (``beyond_one_factor``): what a one-factor model of a group's correlations
   leaves in its off-diagonal entries — sampling noise for a coordinated or an unstructured group, every
-  block but one for a group of several modules (C5 takes it on correlations beyond the layer's common
-  factors, ``harness.analysis.factors``).
+  block but one for a group of several modules (C5 takes it, split-half, on covariances of activations
+  less the layer's common factors, ``harness.analysis.factors.factor_residuals``).
 - The layer's communities (``layer_partitions``): Louvain on the co-activation graph of the
   *whole* layer (every neuron a node, edges |r| ≥ threshold), one partition per seed; and
   ``coassignment``: the share of a group's neuron pairs that fall in one community, averaged

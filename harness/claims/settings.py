@@ -167,8 +167,8 @@ SETTINGS: dict[str, Setting] = {
         _positive("c5_margin", 0.2, "C5: equivalence margin of the chance-corrected co-assignment κ of the "
                   "specialists (0 = as matched groups, 1 = one community): within ±0.2 the specialists share "
                   "communities at most a fifth of the way from chance to one module"),
-        _count("c5_factors", 16, "C5: most common factors per part of the layer whose predicted correlations the "
-               "modules-beyond-one-factor guard removes; only directions above the Marchenko–Pastur edge count (the "
+        _count("c5_factors", 16, "C5: most common factors per part of the layer that the modules-beyond-one-factor "
+               "guard projects every neuron's activations off; only directions above the Marchenko–Pastur edge count (the "
                "calibration's layers have 8 per part; on the zoo's trained layers the cap binds)", low=0),
         _count("n_null_within_q", 200, "C5: matched groups for the papers' within-group Q (reported only; 0 skips "
                "them)", low=0),
