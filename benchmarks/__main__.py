@@ -6,8 +6,10 @@ Rows, in order: the influence sweep against the per-neuron hook loop, its floor 
 difference on the default zoo's shape and on a Pythia-160m-shaped model (random weights,
 ``benchmarks.models``); C1's null curves (approx and exact kernels), C1's regime fits, C5's
 Louvain with its null, C7's head and layer ablation, C8's spectra with their null (time and
-peak memory each, ``benchmarks.analyses``); the whole claims suite on the default zoo, cold and
-warm (skipped unless the default zoo is built, ``benchmarks.claims_run``); the zoo build (the
+peak memory each, ``benchmarks.analyses``); the analysis-level calibration's cost per claim and its
+estimated wall time on 2 cores against the 15-minute target (``benchmarks.calibration``); the whole
+claims suite on the default zoo, cold and warm (skipped unless the default zoo is built,
+``benchmarks.claims_run``); the zoo build (the
 tiny pair, or the default zoo with ``--default-zoo``); the sweep's scaling as positions, d_mlp
 and vocabulary double. ``--quick`` shrinks every size (a smoke run, not a measurement).
 Every ratio comes from this one run; nothing is timed inside a test.
@@ -22,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from benchmarks import analyses, claims_run, influence, zoo_build
+from benchmarks import analyses, calibration, claims_run, influence, zoo_build
 from benchmarks.measure import Result
 from benchmarks.models import SHAPES
 from benchmarks.table import print_table, write_json
@@ -41,6 +43,7 @@ def plan(quick: bool, default_zoo: bool) -> list[Callable[[], list[Result]]]:
                                         32 if quick else 128, exact_sample=2),
         lambda: analyses.regime_fits(),
         lambda: analyses.louvain(d_mlp=zoo_shape.d_mlp, positions=200 if quick else analyses.RARE_POSITIONS),
+        lambda: calibration.calibration_cost(draws=1 if quick else 2),
         claims_run.claims_runs,
         lambda: zoo_build.build_times(default_zoo),
         lambda: influence.scaling(base=(32, 64, 512) if quick else influence.SCALING_BASE, doublings=1 if quick else 2),

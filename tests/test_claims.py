@@ -162,6 +162,19 @@ def test_a_trend_whose_every_checkpoint_fails_keeps_the_error():
     assert "no final MLP weights in this checkpoint" in record.message
 
 
+def test_c8_and_c9_fit_the_controls_once_per_checkpoint():
+    """C9 evaluates C8 at its first and last checkpoints; when both take the same top-K group, the matched controls
+    of each matrix (17 fits of the statistic, ``fit_controls``) are fitted once on the checkpoint, not twice."""
+    from harness.claims.weights import standardised_separation
+
+    source = SyntheticGroups(GroupWorld(boost=10.0), 9)
+    CLAIMS["C8"].evaluate(source, FAST)
+    fitted = {key for key in source.memo if key.startswith("tail_comparison")}
+    standardised_separation(source, FAST)
+    assert len(fitted) == len(source.mlp_weights().matrices())
+    assert {key for key in source.memo if key.startswith("tail_comparison")} == fitted
+
+
 def test_matching_fails_loudly_when_the_specialists_have_no_comparable_neurons():
     """With the balance limit at its tightest, top-variance specialists cannot be matched: the group claims
     say so (inconclusive, naming the covariate) rather than comparing."""

@@ -99,9 +99,11 @@ class GroupSetting:
 
 
 def group_setting(source: Evidence, settings: dict[str, Any], specialists: Specialists | None = None) -> GroupSetting:
-    """Specialists, test-half activations ``[n_test_positions, d_mlp]``, covariates and matched groups (memoized)."""
+    """Specialists, test-half activations ``[n_test_positions, d_mlp]``, covariates and matched groups (memoized per
+    size rule and ids, so that C8 and C9 at a checkpoint share one setting when they select the same neurons)."""
+    spec = specialists or select_specialists(source, settings)
+
     def make() -> GroupSetting:
-        spec = specialists or select_specialists(source, settings)
         x, seq = source.rare_activations()
         in_test = np.isin(seq, spec.test_sequences)
         x_test = x[in_test]
@@ -110,8 +112,7 @@ def group_setting(source: Evidence, settings: dict[str, Any], specialists: Speci
         matched = matched_groups(cov, usable, settings["n_null"], settings["match_neighbours"], settings["seed"])
         seq = np.asarray(seq)
         return GroupSetting(spec, x_test, seq[in_test], cov, matched, x[~in_test], seq[~in_test])
-    key = settings_key("group_setting" if specialists is None else f"group_setting:{specialists.ids.tolist()}", settings)
-    return memoized(source, key, make)
+    return memoized(source, settings_key(f"group_setting:{spec.rule}:{spec.ids.tolist()}", settings), make)
 
 
 def start_group_record(claim_id: str, source: Evidence, settings: dict[str, Any]) -> tuple[ClaimRecord, GroupSetting | None]:

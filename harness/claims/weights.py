@@ -19,7 +19,7 @@ from harness.analysis.groups import Adjustment, ControlFit, compare, fit_control
 from harness.analysis.spectra import RowGroups, hill_k
 from harness.analysis.stats import bootstrap_indices, holm, summarize_null
 from harness.claims.activation import group_setting
-from harness.claims.evidence import Evidence, Trajectory
+from harness.claims.evidence import Evidence, Trajectory, memoized, settings_key
 from harness.claims.influence import trend_record
 from harness.claims.registry import CLAIMS, claim, headline
 from harness.claims.settings import ci_level
@@ -80,8 +80,8 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
                          "their group spectrum has no tail to estimate (the Hill index needs d > n)")
         return record
     comps = {}
-    for name, rows in matrices.items():
-        comps[name] = compare_groups_on(rows, group, settings, level)[3]
+    for name in matrices:
+        comps[name] = compare_groups_on(source, name, group, settings)[3]
         c = comps[name]
         record.statistics.update({f"alpha_{name}": 1.0 / c.observed,
                                   f"alpha_{name}_null_median": 1.0 / float(np.median(c.adjusted)),
@@ -125,17 +125,23 @@ def specialists_heavy_tailed(source: Evidence, settings: dict[str, Any]) -> Clai
     return record
 
 
-def compare_groups_on(rows: np.ndarray, group, settings: dict[str, Any], level: float):
-    """The specialists' tail index γ on ``rows`` ``[d_mlp, d]`` against the group setting's matched groups: the
-    statistic, the adjustment, the fitted controls and the comparison."""
-    statistic = _tail_statistic(rows, settings["hill_k_fraction"])
+def compare_groups_on(source: Evidence, name: str, group, settings: dict[str, Any]):
+    """The specialists' tail index γ on the rows ``[d_mlp, d]`` of ``source``'s final-MLP matrix ``name`` against the
+    group setting's matched groups: the statistic, the adjustment, the fitted controls and the comparison (memoized
+    per matrix and group, so C8 and C9 at one checkpoint fit the controls once)."""
+    def make():
+        rows = source.mlp_weights().matrices()[name]
+        statistic = _tail_statistic(rows, settings["hill_k_fraction"])
+        pool = np.setdiff1d(group.covariates.usable, spec)
+        adjustment = Adjustment(group.covariates, ADJUSTMENT_DEGREE,
+                                layer_factors(rows.T, pool, settings["layer_factors"], settings["seed"]))
+        fit = fit_controls(statistic, adjustment, group.matched, settings["seed"])
+        comparison = compare(float(statistic(spec[None])[0]), adjustment.features(spec), fit, "greater",
+                             ci_level(settings))
+        return statistic, adjustment, fit, comparison
     spec = group.matched.specialists
-    pool = np.setdiff1d(group.covariates.usable, spec)
-    adjustment = Adjustment(group.covariates, ADJUSTMENT_DEGREE,
-                            layer_factors(rows.T, pool, settings["layer_factors"], settings["seed"]))
-    fit = fit_controls(statistic, adjustment, group.matched, settings["seed"])
-    comparison = compare(float(statistic(spec[None])[0]), adjustment.features(spec), fit, "greater", level)
-    return statistic, adjustment, fit, comparison
+    key = settings_key(f"tail_comparison:{name}:{group.specialists.rule}:{spec.tolist()}", settings)
+    return memoized(source, key, make)
 
 
 def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple[float, np.ndarray]:
@@ -150,8 +156,8 @@ def standardised_separation(source: Evidence, settings: dict[str, Any]) -> tuple
     level = ci_level(settings)
     fits: dict[str, tuple[Any, Adjustment, ControlFit]] = {}
     effects = []
-    for name, rows in source.mlp_weights().matrices().items():
-        statistic, adjustment, fit, comparison = compare_groups_on(rows, group, settings, level)
+    for name in source.mlp_weights().matrices():
+        statistic, adjustment, fit, comparison = compare_groups_on(source, name, group, settings)
         if not comparison.beyond_support:
             fits[name] = (statistic, adjustment, fit)
             effects.append(comparison.effect)
