@@ -217,6 +217,18 @@ def test_coassignment_is_the_share_of_pairs_in_one_community():
     np.testing.assert_allclose(coassignment(labels, groups), [1.0, (1 / 3 + 1) / 2, (0 + 1) / 2])
 
 
+def test_coassignment_over_two_halves_counts_pairs_that_share_a_community_in_both():
+    """With the partitions of two halves of the data (seed by seed), a pair counts only when it shares a community
+    in both: neurons 0–2 are together in both halves' first seed, neurons 3 and 4 only in the first half's."""
+    first = np.array([[0, 0, 0, 1, 1, 2], [0, 0, 0, 0, 0, 0]])
+    second = np.array([[0, 0, 0, 1, 2, 2], [0, 0, 1, 1, 1, 1]])
+    groups = np.array([[0, 1, 2], [2, 3, 4]])
+    np.testing.assert_allclose(coassignment((first, second), groups), [(1 + 1 / 3) / 2, (0 + 1) / 2])
+    np.testing.assert_allclose(coassignment((first, first), groups), coassignment(first, groups))
+    with pytest.raises(ValueError, match="one shape"):
+        coassignment((first, second[:1]), groups)
+
+
 def test_coassignment_of_groups_inside_a_community_and_of_random_groups():
     """On the recovered planted partition: a group of 8 inside one block is co-assigned in every pair
     (1); 2,000 uniformly drawn groups of 8 average the chance rate Σ n_c(n_c − 1) / (N(N − 1)) of the

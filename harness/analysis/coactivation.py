@@ -17,7 +17,8 @@ Data: final-MLP activations at rare-target positions, ``X [n_positions, d_mlp]``
 - The layer's communities (``layer_partitions``): Louvain on the co-activation graph of the
   *whole* layer (every neuron a node, edges |r| ≥ threshold), one partition per seed; and
   ``coassignment``: the share of a group's neuron pairs that fall in one community, averaged
-  over the seeds. Specialists that form a module are co-assigned far more often than matched
+  over the seeds — with the partitions of two halves of the data, the share that falls in one
+  community in both (C5). Specialists that form a module are co-assigned far more often than matched
   random groups; dispersed specialists are not.
 
 Louvain is python-louvain's ``best_partition`` (resolution 1.0), seeded; Q is networkx's
@@ -314,12 +315,22 @@ def layer_partitions(x: np.ndarray, *, kind: GraphKind = "thresholded", threshol
     return louvain_partitions(graph, list(seeds))
 
 
-def coassignment(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def coassignment(labels: np.ndarray | Sequence[np.ndarray], groups: np.ndarray) -> np.ndarray:
     """Share of neuron pairs of each group ``[n_groups, size]`` that Louvain puts in one community,
-    averaged over the partitions ``labels`` ``[n_seeds, d_mlp]`` → ``[n_groups]``."""
+    averaged over the partitions ``labels`` ``[n_seeds, d_mlp]`` → ``[n_groups]``.
+
+    ``labels`` may also be several such arrays of the same shape — the partitions of disjoint halves of the
+    data, seed by seed: a pair then counts only when it shares a community in every one of them, so
+    co-assignment that sampling noise makes (edges that one half's correlations cross the threshold with and
+    the other's do not) does not count, and a community that the data hold does."""
     groups = np.atleast_2d(np.asarray(groups, dtype=np.int64))
     size = groups.shape[1]
-    same = (labels[:, groups][..., :, None] == labels[:, groups][..., None, :])  # [S, G, size, size]
+    sets = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    if len({np.shape(s) for s in sets}) != 1:
+        raise ValueError(f"co-assignment needs partitions of one shape [n_seeds, d_mlp], got "
+                         f"{[np.shape(s) for s in sets]}")
+    same = np.logical_and.reduce([s[:, groups][..., :, None] == s[:, groups][..., None, :]
+                                  for s in sets])                                  # [S, G, size, size]
     pairs = (same.sum(axis=(-2, -1)) - size) / (size * (size - 1))
     return pairs.mean(axis=0)
 
