@@ -30,7 +30,8 @@ Effect sizes, per claim (what "the papers' effect" means here):
   mostly merges modules that small into larger communities, its resolution limit): four modules of 4 at
   module loadings 0.9, 0.7 and 0.5 (within-module r ≈ 0.49, 0.39 and 0.28; the layer's own communities
   0.33, so a random group samples modules about as strong as the weakest), three modules of 4 and two
-  among 16 specialists, and eight pairs (C5 v4 and v5 supported them 6–27% of the time).
+  among 16 specialists, and eight pairs (C5 v4 and v5 supported them 6–27% of the time); a cohesive module
+  at module loading 0.5 (κ ≈ 0.5, but its edges sit at the threshold and some draws' partitions miss it).
 - C6: the specialists share a factor with loading 0.5 (within-group r ≈ 0.25 beyond the layer's
   own structure; the papers give no number); nulls: one global factor with influence ∝ variance; and
   (an independent review's) specialists whose noise shares a per-position volatility or carries
@@ -235,6 +236,10 @@ FAMILIES: list[Family] = [
     Family("C5", "two modules of 4 among 16 specialists", "null",
            _groups(boost=10.0, module_fraction=0.5, n_modules=2), sample_sizes=GROUP_SIZES),
     Family("C5", "eight pairs", "null", _groups(boost=10.0, module_fraction=1.0, n_modules=8), sample_sizes=GROUP_SIZES),
+    # the review of C5 v7: one module too weak for the layer's partition to hold in every draw (κ's interval carries
+    # the matched groups' spread, not the specialists' own sampling noise), which the modules guard passes by design
+    Family("C5", "cohesive module at module loading 0.5 (κ ≈ 0.5)", "null",
+           _groups(boost=10.0, module_fraction=1.0, module_loading=0.5), sample_sizes=GROUP_SIZES),
     Family("C5", "dispersed specialists", "planted", _groups_effect("boost", module_fraction=0.0), effects=(10.0,),
            effect_name="influence boost of the planted group", paper_effect=10.0, sample_sizes=GROUP_SIZES),
     # the review of C5 v6's first cut: specialists whose correlations are noisier than matched groups' (C5 true)
