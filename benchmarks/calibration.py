@@ -22,11 +22,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.measure import Result
-from harness.analysis.coactivation import layer_partitions
 from harness.calibration.families import Family, families_of
 from harness.calibration.runner import BASE_SEED, CALIBRATION_SETTINGS
 from harness.claims import CLAIMS
-from harness.claims.activation import group_setting
+from harness.claims.activation import group_setting, layer_communities
 from harness.claims.settings import load_settings
 
 TARGET_S = 15 * 60   # the calibration issue's budget for the full analysis-level run
@@ -48,10 +47,8 @@ def _seconds_per_draw(claim_id: str, family: Family, effect: float, settings: di
 def _louvain_seconds(family: Family, settings: dict[str, Any]) -> float:
     """One C5 draw's whole-layer Louvain partitions (as C5 computes them), in seconds."""
     group = group_setting(family.make(BASE_SEED, family.paper_effect or 0.0), settings)
-    kind = "signed" if settings["coactivation_graph"] == "signed" else "thresholded"
     start = time.perf_counter()
-    layer_partitions(group.x, kind=kind, threshold=settings["coactivation_threshold"],
-                     seeds=range(settings["louvain_seeds"]))
+    layer_communities(group, settings)
     return time.perf_counter() - start
 
 

@@ -195,17 +195,12 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
     if group is None:
         return record
     level, alpha, margin = ci_level(settings), settings["alpha"], settings["c5_margin"]
-    kind = "signed" if settings["coactivation_graph"] == "signed" else "thresholded"
-
-    def partitions(rows: np.ndarray | slice) -> np.ndarray:
-        return layer_partitions(group.x[rows], kind=kind, threshold=settings["coactivation_threshold"],
-                                seeds=range(settings["louvain_seeds"]))
 
     def concentration(labels: np.ndarray | list[np.ndarray]) -> GroupComparison:
         return compare_groups(lambda g: coassignment(labels, g), Adjustment(group.covariates), group.matched,
                               "greater", level, settings["seed"])
 
-    labels = partitions(slice(None))
+    labels = layer_communities(group, settings)
     comp = concentration(labels)
     expected = float(np.mean(comp.adjusted))
     n_communities = float(np.mean([np.unique(row).size for row in labels]))
@@ -217,12 +212,13 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
                          specialist_ids=group.specialists.ids.tolist())
     _within_group_q(record, group, settings)
     modules_p = _modules_beyond_one_factor(record, group, settings)
-    if expected >= 1.0 - 1e-9:
+    judged = _kappa(comp)
+    if judged is None:
         record.undecided("the layer's graph is one community",
                          f"{source.label}: every matched group lies in one community (co-assignment 1): "
                          "dispersal cannot be judged at this threshold")
         return record
-    kappa, ci, null_kappa = _kappa(comp)
+    kappa, ci, null_kappa = judged
     record.statistics["kappa"] = kappa
     record.ci["kappa"] = list(ci)
     record.ci_levels["kappa"] = level
@@ -234,13 +230,14 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
     concentrated = comp.p < alpha and not equivalent
     replication = "not needed: the layer's partition does not show the specialists concentrated"
     if concentrated:
-        halves = [partitions(rows) for rows in _sequence_halves(group.seq, settings["seed"])]
+        halves = [layer_communities(group, settings, rows) for rows in _sequence_halves(group.seq, settings["seed"])]
         replicated = concentration(halves)
-        if np.mean(replicated.adjusted) >= 1.0 - 1e-9:
+        judged = _kappa(replicated)
+        if judged is None:
             concentrated = False
             replication = "not judged: every matched group shares one community in both halves' partitions"
         else:
-            kappa_r, ci_r, _ = _kappa(replicated)
+            kappa_r, ci_r, _ = judged
             record.statistics["kappa_replicated"] = kappa_r
             record.ci["kappa_replicated"] = list(ci_r)
             record.ci_levels["kappa_replicated"] = level
@@ -270,10 +267,22 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
     return record
 
 
-def _kappa(comp: GroupComparison) -> tuple[float, tuple[float, float], np.ndarray]:
-    """κ = (co-assignment − chance) / (1 − chance) of a co-assignment comparison, chance the adjusted matched draws'
-    mean: the specialists' κ, its location-shift interval and the null draws' κ ``[n_null]``."""
+def layer_communities(group: GroupSetting, settings: dict[str, Any], rows: np.ndarray | slice = slice(None)
+                      ) -> np.ndarray:
+    """C5's Louvain partitions ``[louvain_seeds, d_mlp]`` of the layer's co-activation graph on the test-half
+    positions ``rows`` (all by default)."""
+    kind = "signed" if settings["coactivation_graph"] == "signed" else "thresholded"
+    return layer_partitions(group.x[rows], kind=kind, threshold=settings["coactivation_threshold"],
+                            seeds=range(settings["louvain_seeds"]))
+
+
+def _kappa(comp: GroupComparison) -> tuple[float, tuple[float, float], np.ndarray] | None:
+    """κ = (co-assignment − chance) / (1 − chance) of a co-assignment comparison, chance the adjusted matched
+    draws' mean: the specialists' κ, its location-shift interval and the null draws' κ ``[n_null]``; None when every
+    matched group lies in one community (chance 1: dispersal cannot be judged)."""
     expected = float(np.mean(comp.adjusted))
+    if expected >= 1.0 - 1e-9:
+        return None
     scale = 1.0 - expected
     return ((comp.observed - expected) / scale, (comp.shift_ci[0] / scale, comp.shift_ci[1] / scale),
             (comp.adjusted - expected) / scale)
