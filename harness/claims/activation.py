@@ -13,9 +13,12 @@ two halves of the test sequences, a pair counting when it shares a community in 
 (``harness.analysis.coactivation.coassignment``). Specialists whose noise shares a volatility
 (``harness.calibration.groups``; no structure planted, the claim true) cross the edge threshold together by chance,
 Louvain co-assigns them, and C5 v6, on one partition, *contradicted* them in 5 of 30 draws (16% of 200); in the
-halves the chance edges do not recur. Replication is not asked for support: deciding κ's equivalence on the halves
-alone lost weak modules (a cohesive module of 16 at module loading 0.5: supported 7 of 20 times against 1 of 20 on
-one partition), whose edges the halves' noisier correlations break too.
+halves the chance edges do not recur. Support replicates too (C5 v8): κ's interval must lie inside the margin in
+the layer's partition *and* in each half's own partition. One partition of the layer sometimes misses a weak
+module whose edges sit at the threshold (a cohesive module of 16 at module loading 0.5: v7 supported 7.0% of 200
+draws), and a half's partition misses it independently: asking both brought that to 1%. Deciding κ on the halves
+alone instead lost weak modules (the same module supported 7 of 20 times against 1 of 20 on one partition), whose
+edges the halves' noisier correlations break too.
 
 C6 tests coordination beyond the layer's common factors: each pair's correlation less the one the
 layer's factors imply (``harness.analysis.instruments``, the triad estimate with instruments from the
@@ -81,7 +84,7 @@ from harness.analysis.stats import bootstrap_indices, empirical_p, summarize_nul
 from harness.claims.evidence import Evidence, memoized, settings_key
 from harness.claims.registry import CLAIMS, claim, headline
 from harness.claims.settings import ci_level
-from harness.claims.specialists import Specialists, planted_recovery, select_specialists
+from harness.claims.specialists import Specialists, planted_recovery, seeded_split, select_specialists
 from harness.records import ClaimRecord
 
 _GROUP_SETTINGS = ("seed", "n_null", "selection_fraction", "specialist_fraction", "min_specialists",
@@ -127,7 +130,8 @@ def group_setting(source: Evidence, settings: dict[str, Any], specialists: Speci
 
 def start_group_record(claim_id: str, source: Evidence, settings: dict[str, Any]) -> tuple[ClaimRecord, GroupSetting | None]:
     """A record with the specialists, positions and balance filled in, and the group setting; the setting
-    is None (and the record inconclusive) when matching fails the balance check."""
+    is None (and the record inconclusive) with fewer than 2 test sequences (C5 and C6 split them in two) or when
+    matching fails the balance check."""
     record = CLAIMS[claim_id].new_record(source.label, settings)
     group = group_setting(source, settings)
     record.sample_sizes.update(source.sample_sizes(), group_size=group.specialists.size,
@@ -139,6 +143,14 @@ def start_group_record(claim_id: str, source: Evidence, settings: dict[str, Any]
     if found is not None:
         record.details["planted_recovery"] = found
     record.statistics["max_abs_smd"] = group.matched.max_abs_smd
+    n_test = int(np.unique(group.seq).size)
+    record.sample_sizes["test_sequences"] = n_test
+    if n_test < 2:
+        record.undecided("fewer than 2 test sequences",
+                         f"{source.label}: the test half holds {n_test} sequence: C5 and C6 compare two halves of "
+                         f"the test sequences (selection_fraction {settings['selection_fraction']} of "
+                         f"{source.n_sequences} sequences)")
+        return record, None
     if group.matched.max_abs_smd > settings["match_max_smd"]:
         worst = max(group.matched.smd, key=lambda k: abs(group.matched.smd[k]))
         record.undecided(
@@ -170,7 +182,7 @@ def comparison_fields(record: ClaimRecord, name: str, comp: GroupComparison) -> 
 
 # -- C5 -----------------------------------------------------------------------------------------
 @claim(
-    "C5", "specialists_not_modular", scope="subject", rule_version=7,
+    "C5", "specialists_not_modular", scope="subject", rule_version=8,
     statement="Specialist neurons are spatially dispersed across the final layer, not a module.",
     rule="Louvain communities of the whole layer's co-activation graph (test-half activations, edges |r| ≥ "
          "coactivation_threshold, louvain_seeds runs); κ = chance-corrected co-assignment of the specialists "
@@ -179,7 +191,8 @@ def comparison_fields(record: ClaimRecord, name: str, comp: GroupComparison) -> 
          "part) less one factor of their own leave an off-diagonal energy (a split-half cross product over the test "
          "sequences) that several small modules, which the layer's partition cannot resolve, raise and one "
          "coordinated group does not. Supported when the 1 − 2α interval "
-         "of κ lies inside ±c5_margin and that energy is not above the matched groups' (one-sided p ≥ alpha; a "
+         "of κ lies inside ±c5_margin, in the layer's partition and in the partition of each of two halves of the "
+         "test sequences, and that energy is not above the matched groups' (one-sided p ≥ alpha; a "
          "guard on support only); contradicted when specialists are significantly concentrated (p < alpha) and "
          "not equivalent, both in the layer's partition and in the co-assignment that replicates in the partitions "
          "of two halves of the test sequences (a pair counting when it shares a community in both); inconclusive "
@@ -226,11 +239,25 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
     record.p_values["kappa_unmatched"] = comp.unmatched_p
     record.null["kappa"] = summarize_null(null_kappa)
     record.series.update(null_kappa=null_kappa.tolist(), observed_kappa=kappa)
-    equivalent = -margin < ci[0] and ci[1] < margin
+    equivalent = _inside(ci, margin)
     concentrated = comp.p < alpha and not equivalent
+    decisive = equivalent and modules_p >= alpha    # the halves can withhold support only where it would be given
+    halves = ([layer_communities(group, settings, rows) for rows in _sequence_halves(group.seq, settings["seed"])]
+              if decisive or concentrated else [])
+    if decisive:
+        each = [_kappa(concentration(labels)) for labels in halves]
+        for h, judged_half in enumerate(each, 1):
+            if judged_half is not None:
+                record.statistics[f"kappa_half_{h}"] = judged_half[0]
+                record.ci[f"kappa_half_{h}"] = list(judged_half[1])
+                record.ci_levels[f"kappa_half_{h}"] = level
+        equivalent = all(j is not None and _inside(j[1], margin) for j in each)
+        record.details["equivalence_in_halves"] = (
+            "κ's interval inside the margin in each half's partition" if equivalent else
+            "not replicated: κ's interval leaves the margin (or every matched group shares one community) in the "
+            "partition of a half of the test sequences")
     replication = "not needed: the layer's partition does not show the specialists concentrated"
     if concentrated:
-        halves = [layer_communities(group, settings, rows) for rows in _sequence_halves(group.seq, settings["seed"])]
         replicated = concentration(halves)
         judged = _kappa(replicated)
         if judged is None:
@@ -242,7 +269,7 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
             record.ci["kappa_replicated"] = list(ci_r)
             record.ci_levels["kappa_replicated"] = level
             record.p_values["kappa_replicated"] = replicated.p
-            concentrated = replicated.p < alpha and not (-margin < ci_r[0] and ci_r[1] < margin)
+            concentrated = replicated.p < alpha and not _inside(ci_r, margin)
             replication = (f"κ {kappa_r:+.3f}, {level:.0%} CI [{ci_r[0]:+.3f}, {ci_r[1]:+.3f}], p = "
                            f"{replicated.p:.3g} from pairs sharing a community in the partitions of both halves of "
                            "the test sequences")
@@ -258,7 +285,9 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
         {"concentrated": concentrated},
         f"{source.label}: {group.specialists.size} specialists share a Louvain community in {comp.observed:.3f} of "
         f"pairs vs {expected:.3f} for matched groups (κ = {kappa:+.3f}, {level:.0%} CI [{ci[0]:+.3f}, {ci[1]:+.3f}], "
-        f"margin ±{margin}, p = {comp.p:.3g}; {n_communities:.0f} communities; in both halves: {replication}); "
+        f"margin ±{margin}, p = {comp.p:.3g}; {n_communities:.0f} communities; equivalence in each half: "
+        f"{record.details.get('equivalence_in_halves', 'not asked: no support to withhold')}; "
+        f"concentration in both halves: {replication}); "
         f"energy beyond one factor "
         f"{record.statistics['beyond_one_factor']:.3f} vs matched {record.statistics['beyond_one_factor_matched']:.3f} "
         f"(one-sided p {modules_p:.3g}); within-group Q {record.details['papers_within_group_q']['q_specialists']:.3f} "
@@ -274,6 +303,11 @@ def layer_communities(group: GroupSetting, settings: dict[str, Any], rows: np.nd
     kind = "signed" if settings["coactivation_graph"] == "signed" else "thresholded"
     return layer_partitions(group.x[rows], kind=kind, threshold=settings["coactivation_threshold"],
                             seeds=range(settings["louvain_seeds"]))
+
+
+def _inside(ci: tuple[float, float] | list[float], margin: float) -> bool:
+    """Whether an interval lies strictly inside ±``margin`` (C5's equivalence)."""
+    return -margin < ci[0] and ci[1] < margin
 
 
 def _kappa(comp: GroupComparison) -> tuple[float, tuple[float, float], np.ndarray] | None:
@@ -455,10 +489,11 @@ class TestHalf:
 
 
 def _sequence_halves(seq: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``[n_positions]`` (boolean) of two seeded halves of the sequences ``seq`` ``[n_positions]``."""
+    """Rows ``[n_positions]`` (boolean) of two seeded halves (``seeded_split``) of the sequences ``seq``
+    ``[n_positions]``."""
     units = np.unique(seq)
-    first = np.random.default_rng(seed).permutation(units.size) < units.size // 2
-    return np.isin(seq, units[first]), np.isin(seq, units[~first])
+    first, second = seeded_split(units.size, 0.5, seed)
+    return np.isin(seq, units[first]), np.isin(seq, units[second])
 
 
 def _instrument_pool(group: GroupSetting, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

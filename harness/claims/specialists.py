@@ -63,13 +63,22 @@ def by_influence(influence: np.ndarray) -> np.ndarray:
     return np.argsort(-np.where(np.isfinite(influence), influence, -np.inf), kind="stable")
 
 
+def seeded_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ids ``0 … n-1`` into two sorted, non-empty parts: the first round(``fraction`` · n) (at least
+    1, at most n − 1) of a permutation drawn from ``seed``, and the rest."""
+    if n < 2:
+        raise ValueError(f"a split into two non-empty parts needs at least 2 units, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    cut = min(max(1, round(fraction * n)), n - 1)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
 def split_sequences(n_seq: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of sequence ids ``0 … n_seq-1`` into a selection and a test half (both sorted, non-empty)."""
+    """Seeded split of sequence ids ``0 … n_seq-1`` into a selection and a test half (``seeded_split``; at least 4
+    sequences)."""
     if n_seq < 4:
         raise ValueError(f"splitting sequences into selection and test halves needs at least 4, got {n_seq}")
-    order = np.random.default_rng(seed).permutation(n_seq)
-    cut = min(max(1, round(fraction * n_seq)), n_seq - 1)
-    return np.sort(order[:cut]), np.sort(order[cut:])
+    return seeded_split(n_seq, fraction, seed)
 
 
 def top_k_size(d_mlp: int, settings: dict[str, Any]) -> int:
