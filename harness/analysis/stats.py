@@ -105,6 +105,11 @@ def unbounded_ci(draws: np.ndarray, level: float) -> tuple[float, float]:
     return (float(lo), float(hi))
 
 
+def inside_margin(ci: Sequence[float], margin: float) -> bool:
+    """Equivalence: whether the interval ``ci`` (lower, upper) lies strictly inside ±``margin``."""
+    return -margin < ci[0] and ci[1] < margin
+
+
 def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson correlation of each row pair of ``x`` and ``y`` ``[B, n]`` (rows broadcast) → ``[B]``.
 

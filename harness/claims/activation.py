@@ -80,7 +80,7 @@ from harness.analysis.groups import (
     neuron_covariates,
     sampling_gap,
 )
-from harness.analysis.stats import bootstrap_indices, empirical_p, summarize_null
+from harness.analysis.stats import bootstrap_indices, empirical_p, inside_margin, summarize_null
 from harness.claims.evidence import Evidence, memoized, settings_key
 from harness.claims.registry import CLAIMS, claim, headline
 from harness.claims.settings import ci_level
@@ -232,14 +232,12 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
                          "dispersal cannot be judged at this threshold")
         return record
     kappa, ci, null_kappa = judged
-    record.statistics["kappa"] = kappa
-    record.ci["kappa"] = list(ci)
-    record.ci_levels["kappa"] = level
+    _kappa_fields(record, "kappa", kappa, ci, level)
     record.p_values["kappa"] = comp.p
     record.p_values["kappa_unmatched"] = comp.unmatched_p
     record.null["kappa"] = summarize_null(null_kappa)
     record.series.update(null_kappa=null_kappa.tolist(), observed_kappa=kappa)
-    equivalent = _inside(ci, margin)
+    equivalent = inside_margin(ci, margin)
     concentrated = comp.p < alpha and not equivalent
     decisive = equivalent and modules_p >= alpha    # the halves can withhold support only where it would be given
     halves = ([layer_communities(group, settings, rows) for rows in _sequence_halves(group.seq, settings["seed"])]
@@ -248,10 +246,8 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
         each = [_kappa(concentration(labels)) for labels in halves]
         for h, judged_half in enumerate(each, 1):
             if judged_half is not None:
-                record.statistics[f"kappa_half_{h}"] = judged_half[0]
-                record.ci[f"kappa_half_{h}"] = list(judged_half[1])
-                record.ci_levels[f"kappa_half_{h}"] = level
-        equivalent = all(j is not None and _inside(j[1], margin) for j in each)
+                _kappa_fields(record, f"kappa_half_{h}", judged_half[0], judged_half[1], level)
+        equivalent = all(j is not None and inside_margin(j[1], margin) for j in each)
         record.details["equivalence_in_halves"] = (
             "κ's interval inside the margin in each half's partition" if equivalent else
             "not replicated: κ's interval leaves the margin (or every matched group shares one community) in the "
@@ -265,11 +261,9 @@ def specialists_not_modular(source: Evidence, settings: dict[str, Any]) -> Claim
             replication = "not judged: every matched group shares one community in both halves' partitions"
         else:
             kappa_r, ci_r, _ = judged
-            record.statistics["kappa_replicated"] = kappa_r
-            record.ci["kappa_replicated"] = list(ci_r)
-            record.ci_levels["kappa_replicated"] = level
+            _kappa_fields(record, "kappa_replicated", kappa_r, ci_r, level)
             record.p_values["kappa_replicated"] = replicated.p
-            concentrated = replicated.p < alpha and not _inside(ci_r, margin)
+            concentrated = replicated.p < alpha and not inside_margin(ci_r, margin)
             replication = (f"κ {kappa_r:+.3f}, {level:.0%} CI [{ci_r[0]:+.3f}, {ci_r[1]:+.3f}], p = "
                            f"{replicated.p:.3g} from pairs sharing a community in the partitions of both halves of "
                            "the test sequences")
@@ -305,9 +299,11 @@ def layer_communities(group: GroupSetting, settings: dict[str, Any], rows: np.nd
                             seeds=range(settings["louvain_seeds"]))
 
 
-def _inside(ci: tuple[float, float] | list[float], margin: float) -> bool:
-    """Whether an interval lies strictly inside ±``margin`` (C5's equivalence)."""
-    return -margin < ci[0] and ci[1] < margin
+def _kappa_fields(record: ClaimRecord, name: str, kappa: float, ci: tuple[float, float], level: float) -> None:
+    """Put one κ of C5 (the layer's, a half's, the replicated one) into the record: value and interval."""
+    record.statistics[name] = kappa
+    record.ci[name] = list(ci)
+    record.ci_levels[name] = level
 
 
 def _kappa(comp: GroupComparison) -> tuple[float, tuple[float, float], np.ndarray] | None:

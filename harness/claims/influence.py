@@ -44,7 +44,7 @@ from harness.analysis.regimes import (
     rank_curve,
     resample_neurons,
 )
-from harness.analysis.stats import bootstrap_indices, empirical_p, percentile_ci, summarize_null
+from harness.analysis.stats import bootstrap_indices, empirical_p, inside_margin, percentile_ci, summarize_null
 from harness.analysis.trends import late_early_change
 from harness.claims.evidence import Evidence, Trajectory, memoized, settings_key
 from harness.claims.registry import CLAIMS, claim, headline
@@ -244,7 +244,7 @@ def common_two_regimes(source: Evidence, settings: dict[str, Any]) -> ClaimRecor
     ci = percentile_ci(boot_excess, level)
     diff = (rare_score - rare_null.median) - excess
     ci_diff = percentile_ci(boot_rare - boot_excess, level)
-    equivalent = -margin < ci[0] and ci[1] < margin
+    equivalent = inside_margin(ci, margin)
 
     record.statistics.update(common_flatness=float(np.mean(scores)), common_excess=excess,
                              common_null_median=float(np.mean(medians)), rare_excess=rare_score - rare_null.median,
@@ -350,7 +350,7 @@ def power_law_middle(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
                                scale_note="0 for an exact power law; the papers give the exponent and R² only",
                                units="slope units")
     record.decide(
-        {"curvature_equivalent": -margin < ci[0] and ci[1] < margin, "thirds_slopes_equivalent": range_upper < margin},
+        {"curvature_equivalent": inside_margin(ci, margin), "thirds_slopes_equivalent": range_upper < margin},
         {"curved": ci[0] > margin or ci[1] < -margin},
         f"{source.label}: middle regime exponent {fit.middle_exponent:.3g} over {curv.n} neurons "
         f"({curv.width:.2f} ln-rank), slope change {curv.slope_change:.3g} ({level:.0%} CI {_fmt(ci)} over sequences "
