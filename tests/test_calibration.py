@@ -151,3 +151,49 @@ def test_a_routing_head_with_a_tail_over_a_body_has_mean_one_and_the_tail_carrie
     assert factor.mean() == pytest.approx(1.0, abs=0.01)
     assert factor[tail].sum() / factor.sum() == pytest.approx(0.4, abs=0.01)
     assert factor[tail].min() >= 0.4 / 0.15 * 2 / 3 - 1e-9 and (factor > 0).all()   # the Pareto floor: x_m of mean 1
+
+
+def test_a_null_family_may_break_only_an_assumption_its_claim_states():
+    from harness.calibration.families import FAMILIES, Family
+
+    assert all(not f.breaks or f.breaks in CLAIMS[f.claim].assumptions for f in FAMILIES)
+    with pytest.raises(ValueError, match="must be one C7 states"):
+        Family("C7", "x", "null", lambda seed, effect: None, breaks="no_such_assumption")
+    with pytest.raises(ValueError, match="only a null family"):
+        Family("C7", "x", "planted", lambda seed, effect: None, breaks="pareto_tail")
+
+
+def test_a_family_outside_the_rules_assumptions_is_reported_apart_and_not_judged():
+    """The size a claim's entry reports and judges is over the null families that keep its rule's stated
+    assumptions; the worst family that breaks one is reported beside it (``outside_*``)."""
+    from harness.calibration.families import families_of
+    from harness.calibration.runner import Cell, claim_entry
+
+    inside, outside = (next(f for f in families_of("C7") if f.kind == "null" and bool(f.breaks) == b) for b in (0, 1))
+    cells = [Cell(inside, 0.0, 200, 8, 150, 42, 0), Cell(outside, 0.0, 200, 120, 0, 80, 0)]
+    entry = claim_entry("C7", cells, 0.05)
+    assert entry["size"] == 0.04 and entry["size_family"] == inside.name and entry["size_ok"]
+    assert entry["outside_size"] == 0.6 and entry["outside_family"] == outside.name
+    assert entry["outside_breaks"] == "pareto_tail"
+    judged = {f["name"]: (f["size_ok"], f["breaks"]) for f in entry["families"]}
+    assert judged == {inside.name: (True, ""), outside.name: (False, "pareto_tail")}
+    assert claim_entry("C7", cells[1:], 0.05)["size_ok"] and claim_entry("C7", cells[1:], 0.05)["size"] is None
+
+
+def test_the_bahadur_savage_head_has_its_stated_mean_in_draws_no_sample_of_64_sees():
+    """The C7 family that breaks every rule with power: the routing head's mean is 11% (above the 10% margin), 60%
+    of it in one sequence in 1,000; of 64 sequences, 94% of samples hold none of those, and there the head is a
+    4.4% head with the planted heads' lognormal noise."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from harness.calibration.families import families_of
+    from harness.calibration.heads import _routing_factor
+
+    family = next(f for f in families_of("C7") if "Bahadur" in f.name)
+    world = family.make(0, 0.0).world
+    z = np.random.default_rng(0).standard_normal(2_000_000)
+    factor = world.routing_effect * _routing_factor(world, z)
+    rare = norm.sf(z) < world.routing_tail_share
+    assert factor.mean() == pytest.approx(11.0, rel=0.02) and factor[rare].sum() / factor.sum() == pytest.approx(0.6, abs=0.02)
+    assert factor[~rare].mean() == pytest.approx(4.4, rel=0.01) and (1 - 1e-3) ** 64 > 0.93

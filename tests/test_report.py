@@ -199,10 +199,11 @@ def _metadata(subjects: list[str] = REQUESTED) -> dict:
 def calibration_document() -> dict:
     """A calibration.json of the shape ``python -m harness calibrate`` writes: C1 within its size bound,
     C5 with one null family over it."""
-    def null(name: str, supported: int, reps: int = 200) -> dict:
+    def null(name: str, supported: int, reps: int = 200, breaks: str = "") -> dict:
         lo, hi = wilson_interval(supported, reps)
         return {"name": name, "kind": "null", "reps": reps, "supported": supported, "rate": supported / reps,
-                "ci": [lo, hi], "contradicted_rate": 0.6, "alpha": 0.05, "bound": 0.05 + 2 * (0.05 * 0.95 / reps) ** .5}
+                "ci": [lo, hi], "contradicted_rate": 0.6, "alpha": 0.05, "bound": 0.05 + 2 * (0.05 * 0.95 / reps) ** .5,
+                "breaks": breaks, "assumption": "the modules are larger than eight neurons" if breaks else ""}
 
     def planted(name: str, effect_name: str, power: list[float], paper: float) -> dict:
         effects = [0.0, 0.5, 1.0, 2.0]
@@ -223,6 +224,7 @@ def calibration_document() -> dict:
                        entry([null("lognormal influences", 9),
                               planted("planted plateau", "plateau height (ln nats)", [0.05, 0.55, 0.92, 1.0], 1.0)], 8000)],
                 "C5": [entry([null("iid activations", 7), null("block-correlated activations", 31),
+                              null("modules of two", 90, breaks="large_modules"),
                               planted("planted module", "module strength (κ)", [0.05, 0.3, 0.7, 0.99], 0.5)], 2000)]}}
 
 
@@ -334,6 +336,8 @@ def test_markdown_puts_each_claims_headline_table_before_its_details(run) -> Non
         details = section.index(f"### Details of {claim_id}")
         assert section.index(claim.statement) < headline_table < details
         assert section.index(claim.rule) > details  # the rule is a detail
+        for name, text in claim.assumptions.items():     # and so are the assumptions it states (C7)
+            assert section.index(f"“{name}”: {text}.") > section.index("Assumptions the rule states:") > details
         for rec in (r for r in records if r.claim_id == claim_id):
             row = next(line for line in section.splitlines() if line.startswith(f"| {rec.subject} |"))
             assert VERDICT_LABELS[rec.verdict] in row
@@ -371,6 +375,13 @@ def test_headline_shows_statistic_ci_null_band_paper_calibration_and_main_figure
                                                 "rare_positions=2000, neurons=512")
     assert calibration_text(STALE).startswith("calibration stale: calibration table is for rule version 1")
     assert calibration_text({}).startswith("not calibrated")
+    # a claim whose rule states an assumption cites the worst family beyond it too, from the committed table
+    from harness.claims.calibration_table import cite_calibration
+    c7 = next(r for r in records if r.claim_id == "C7")
+    cited = cite_calibration(replace(c7, rule_version=CLAIMS["C7"].rule_version))
+    assert cited["outside_breaks"] == "pareto_tail" and cited["outside_size"] > cited["size"]
+    assert (f"outside the rule's assumption “pareto_tail”: {100 * cited['outside_size']:.1f}%"
+            in calibration_text(cited))
 
 
 def test_details_fold_every_quantity_in_html(run) -> None:
@@ -476,17 +487,21 @@ def test_calibration_section_tables_and_figures(run, tmp_path: Path) -> None:
     calibration = load_calibration(run_dir)
     sizes = size_table(calibration)
     assert [row[2] for row in sizes.rows] == ["lognormal influences", "gamma influences", "lognormal influences",
-                                              "iid activations", "block-correlated activations"]
-    assert [row[6] for row in sizes.rows] == ["✓ yes", "✓ yes", "✓ yes", "✓ yes", "✗ NO"]  # 31/200 > α + 2 SE
+                                              "iid activations", "block-correlated activations", "modules of two"]
+    # 31/200 > α + 2 SE; a family that breaks a stated assumption is shown, not judged
+    assert [row[7] for row in sizes.rows] == ["✓ yes", "✓ yes", "✓ yes", "✓ yes", "✗ NO",
+                                              "not judged (no): outside the rule's assumptions"]
+    assert [row[3] for row in sizes.rows] == ["kept"] * 5 + ["breaks “large_modules”"]
     lo, hi = wilson_interval(8, 200)
-    assert sizes.rows[0][4] == f"4.0% [{100 * lo:.1f}, {100 * hi:.1f}]" and sizes.rows[0][5] == "8.1%"
+    assert sizes.rows[0][5] == f"4.0% [{100 * lo:.1f}, {100 * hi:.1f}]" and sizes.rows[0][6] == "8.1%"
     powers = power_table(calibration)
     assert [(row[2], row[6].split()[0], row[7]) for row in powers.rows] == [
         ("planted plateau", "85.0%", "0.9"), ("planted plateau", "92.0%", "0.9"), ("planted module", "30.0%", "0.9")]
     md = (run_dir / "claims.md").read_text()
     section = md[md.index("## Calibration"):md.index("## Run")]
     for text in ("Size under null families", "Power under planted effects", "Bound α + 2 SE",
-                 "Effect for power 0.8", "](figures/calibration_size.png)", "](figures/calibration_power_C1.png)"):
+                 "Effect for power 0.8", "](figures/calibration_size.png)", "](figures/calibration_power_C1.png)",
+                 "C5 “large_modules”: the modules are larger than eight neurons."):
         assert text in section
     # A directory with only calibration.json renders a calibration report.
     only = tmp_path / "calibration-run"

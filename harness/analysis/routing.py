@@ -55,7 +55,8 @@ third) it never is — a head of mean 10.5% whose heaviest 15% of sequences are 
 interleaved with a lognormal body has a top-third Peng estimate of 8.6% however many sequences there are. But
 no rule sees every tail at a given n: no test bounds a mean without an assumption on its tail (Bahadur &
 Savage 1956), and that head is supported 20% of the time at 64 test sequences, 33% at 256 and 55% at 512 (60 draws each; the
-interval of its mean narrows faster than the top k stops mixing the tail with the body). Light-tailed effects are bounded conservatively (a lognormal
+interval of its mean narrows faster than the top k stops mixing the tail with the body). C7 states this assumption
+(``pareto_tail``) and its calibration measures such heads apart, as breaking it. Light-tailed effects are bounded conservatively (a lognormal
 or exponential top third looks like a Pareto tail of γ ≈ 0.3–0.6), so heads with exponential per-sequence
 noise need ≈ 4× the sequences of lognormal SD-0.5 noise for the same power.
 

@@ -25,6 +25,9 @@ def table(document: dict[str, Any]) -> str:
         for fam in entries[0]["families"]:
             if fam["kind"] == "null":
                 ok = "ok" if fam["size_ok"] else "SIZE ABOVE α + 2 SE"
+                if fam.get("breaks"):
+                    ok = f"{'within' if fam['size_ok'] else 'above'}, not judged: breaks the rule's assumption " \
+                         f"'{fam['breaks']}'"
                 lines.append(f"{claim_id:<5} {fam['name'][:42]:<42} {fam['reps']:>5} {fam['rate']:>6.3f} "
                              f"[{fam['ci'][0]:.3f}, {fam['ci'][1]:.3f}]  size ≤ {fam['bound']:.3f}: {ok}")
             else:

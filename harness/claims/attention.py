@@ -68,14 +68,25 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
          "sequences (Kish effective sequences of its per-sequence change over those of the clean activation "
          "≥ c7_min_spread) and every head's tail-aware effect (Peng's estimate, a Pareto tail over the top "
          "n^c7_tail_exponent of the n test sequences, Hill's index bounded through the Gamma pivot of its sum) a 1 − 2α upper "
-         "bound below c7_head_margin_pct too (unbounded with at most that many sequences with rare positions; assumes a "
-         "tail sequence's clean Σ|a| does not grow with the head's effect on it), the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
+         "bound below c7_head_margin_pct too (unbounded with at most that many sequences with rare positions; under the "
+         "assumptions 'pareto_tail' and 'clean_mass'), the largest layer's effect over it (ratio) a CI lower bound above c7_min_ratio, and rare- and common-target loss effects of the heads "
          "correlate (r ≥ c7_min_correlation, CI lower bound > 0); contradicted when a head's CI lower bound "
          "exceeds c7_head_margin_pct (a routing head) or the ratio's CI upper bound is below c7_min_ratio; else inconclusive.",
     effect="largest head < c7_head_margin_pct and layer / largest head > c7_min_ratio",
     paper="single head ≈ 7–8%, full layer ≈ 42–45% (abstract); rare/common correlation ≈ 0.89 (P2)",
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
               "c7_min_spread", "c7_tail_exponent", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
+    assumptions={
+        "pareto_tail": "each head's per-sequence effect (Σ|Δa| / Σ|a| of a test sequence) follows a Pareto tail of "
+                       "any index > 1 over its top ⌈n^c7_tail_exponent⌉ of the n test sequences, or a tail that a "
+                       "Pareto fit over them overstates (lognormal, exponential); a heavier tail that begins higher "
+                       "up, mixed there with the body, or that lies beyond every sampled sequence, is not bounded. "
+                       "No rule can do without such an assumption: no test bounds a mean from above without one on "
+                       "its tail (Bahadur & Savage 1956) — a head whose mean sits in sequences too rare to be "
+                       "sampled looks like a small one to every test that has power",
+        "clean_mass": "within that tail, how much a sequence carries (its clean Σ|a|) does not grow with how much "
+                      "the head moves it",
+    },
 )
 def no_head_routing(source: Evidence, settings: dict[str, Any]) -> ClaimRecord:
     record = CLAIMS["C7"].new_record(source.label, settings)

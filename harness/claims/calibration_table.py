@@ -40,9 +40,11 @@ def _distance(a: dict[str, Any], b: dict[str, Any]) -> float:
 def cite_calibration(record: ClaimRecord, table: dict[str, Any] | None = None) -> dict[str, Any]:
     """The calibration of ``record``'s procedure nearest to its sample sizes, or ``{}`` without one.
 
-    Returns ``{"size": worst null-family rate, "size_ci", "size_family", "power", "power_ci",
-    "power_family", "sample_sizes", "repetitions", "rule_version", "written"}``; a table of another
-    rule version is not cited (``{"stale": ...}`` says so).
+    Returns ``{"size": worst rate of the null families that keep the rule's stated assumptions, "size_ci",
+    "size_family", "power", "power_ci", "power_family", "sample_sizes", "repetitions", "rule_version",
+    "written"}``, with ``"outside_size", "outside_size_ci", "outside_family", "outside_breaks"`` (the worst
+    family that breaks one) where calibration measured one; a table of another rule version is not cited
+    (``{"stale": ...}`` says so).
     """
     table = load_table() if table is None else table
     entries = table.get("claims", {}).get(record.claim_id, [])
@@ -52,6 +54,7 @@ def cite_calibration(record: ClaimRecord, table: dict[str, Any] | None = None) -
     if best.get("rule_version") != record.rule_version:
         return {"stale": f"calibration table is for rule version {best.get('rule_version')}, "
                          f"this record uses {record.rule_version}"}
-    return {k: best[k] for k in ("size", "size_ci", "size_family", "power", "power_ci", "power_family",
+    return {k: best[k] for k in ("size", "size_ci", "size_family", "outside_size", "outside_size_ci",
+                                 "outside_family", "outside_breaks", "power", "power_ci", "power_family",
                                  "sample_sizes", "repetitions", "rule_version") if k in best} | {
         "written": best.get("written", table.get("written"))}

@@ -19,8 +19,8 @@ data; records carry it and ``harness check --baseline`` refuses to compare acros
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
 
 from harness.records import ClaimRecord
 
@@ -37,7 +37,11 @@ class Claim:
     """One claim of the papers as a decision procedure.
 
     ``effect`` states the smallest effect of interest (and the setting holding it); ``paper``
-    the papers' numbers; ``rule`` the decision rule in words, for the three verdicts.
+    the papers' numbers; ``rule`` the decision rule in words, for the three verdicts. ``assumptions``
+    (name → statement) are what a verdict rests on beyond the data, where a rule cannot do without one
+    (C7: no test bounds a mean from above without an assumption on its tail); calibration families that
+    break one are measured and shown apart, outside the size bound the rule promises
+    (``harness.calibration.families.Family.breaks``).
     """
 
     id: str
@@ -50,6 +54,7 @@ class Claim:
     scope: Scope
     settings: tuple[str, ...]
     evaluate: Callable[[Any, dict[str, Any]], ClaimRecord]
+    assumptions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def test_id(self) -> str:
@@ -65,14 +70,15 @@ class Claim:
         """The claim's metadata (no procedure), for run documents and reports."""
         return {"id": self.id, "name": self.name, "statement": self.statement, "rule": self.rule,
                 "effect": self.effect, "paper": self.paper, "rule_version": self.rule_version,
-                "scope": self.scope}
+                "scope": self.scope, "assumptions": dict(self.assumptions)}
 
 
 CLAIMS: dict[str, Claim] = {}
 
 
 def claim(id: str, name: str, *, scope: Scope, rule_version: int, statement: str, rule: str, effect: str,
-          paper: str, settings: tuple[str, ...]) -> Callable[[Callable], Callable]:
+          paper: str, settings: tuple[str, ...], assumptions: Mapping[str, str] | None = None
+          ) -> Callable[[Callable], Callable]:
     """Register the decorated ``evaluate(source, settings) -> ClaimRecord`` as claim ``id``.
 
     A duplicate id, an unknown scope or an unknown setting name is a ClaimRegistryError.
@@ -89,7 +95,8 @@ def claim(id: str, name: str, *, scope: Scope, rule_version: int, statement: str
         if id in CLAIMS:
             raise ClaimRegistryError(f"claim id {id!r} is registered twice ({CLAIMS[id].evaluate.__module__} and "
                                      f"{evaluate.__module__})")
-        CLAIMS[id] = Claim(id, name, statement, rule, effect, paper, rule_version, scope, tuple(settings), evaluate)
+        CLAIMS[id] = Claim(id, name, statement, rule, effect, paper, rule_version, scope, tuple(settings), evaluate,
+                           dict(assumptions or {}))
         return evaluate
     return register
 

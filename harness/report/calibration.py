@@ -9,12 +9,15 @@ effect, the effect needed for power 0.8, the paper's effect and the power there)
     {"kind": "calibration", "written": ..., "command": ..., "settings": {...}, "repetitions": 200,
      "claims": {"C1": [{"rule_version": 2, "sample_sizes": {...}, "size": ..., "power": ...,
                         "families": [{"name", "kind": "null", "reps", "supported", "rate", "ci",
-                                      "contradicted_rate", "alpha", "bound"}, {"name", "kind": "planted",
+                                      "contradicted_rate", "alpha", "bound", "breaks", "assumption"},
+                                     {"name", "kind": "planted",
                                       "effect_name", "effects", "reps", "power", "power_ci",
                                       "effect_for_power_80", "paper_effect", "power_at_paper_effect",
                                       "contradicted_at_paper_effect"}]}]}}
 
-Sizes and powers are proportions in [0, 1], shown in percent; effects are in each family's
+A null family that breaks an assumption the claim's rule states (``breaks``: its name, ``assumption``: its
+statement) is shown apart: measured, not judged against the bound. Sizes and powers are proportions in [0, 1],
+shown in percent; effects are in each family's
 ``effect_name`` units.
 """
 
@@ -108,11 +111,23 @@ def size_table(calibration: Mapping[str, Any], claims: Mapping[str, Mapping[str,
         bound = size_bound(family)
         rate = family.get("rate")
         within = MISSING if bound is None or not finite(rate) else ("✓ yes" if rate <= bound else "✗ NO")
+        if family.get("breaks"):
+            within = f"not judged ({within.split()[-1].lower()}): outside the rule's assumptions"
         rows.append((_claim_label(claim_id, claims), fmt_counts(entry.get("sample_sizes", {})), family["name"],
+                     f"breaks “{family['breaks']}”" if family.get("breaks") else "kept",
                      fmt(family.get("reps")), fmt_percent(rate, size_interval(family)),
                      fmt_percent(bound), within, fmt_percent(family.get("contradicted_rate"))))
-    return Table(("Claim", "Sample sizes", "Null family", "Repetitions", "Size: supported rate [95% CI]",
-                  "Bound α + 2 SE", "Within bound", "Contradicted rate"), tuple(rows))
+    return Table(("Claim", "Sample sizes", "Null family", "Rule's stated assumptions", "Repetitions",
+                  "Size: supported rate [95% CI]", "Bound α + 2 SE", "Within bound", "Contradicted rate"), tuple(rows))
+
+
+def broken_assumptions(calibration: Mapping[str, Any]) -> Paragraph | None:
+    """What each assumption broken by a null family states, or None when no family breaks one."""
+    stated = {(c, f["breaks"]): f.get("assumption", "") for c, _, f in _families(calibration, "null") if f.get("breaks")}
+    if not stated:
+        return None
+    return Paragraph(" ".join(f"{c} “{name}”: {text}." for (c, name), text in stated.items()),
+                     label="Outside the rules' stated assumptions (measured, not judged against the bound):")
 
 
 def power_table(calibration: Mapping[str, Any], claims: Mapping[str, Mapping[str, Any]] = {}) -> Table:
@@ -131,16 +146,19 @@ def power_table(calibration: Mapping[str, Any], claims: Mapping[str, Mapping[str
 
 def _size_figure(calibration: Mapping[str, Any]):
     rows = list(_families(calibration, "null"))
+    first = {side: next((f for _, _, f in rows if bool(f.get("breaks")) == side), None) for side in (False, True)}
 
     def draw(fig: Figure) -> str:
         ax = fig.add_subplot()
         y = np.arange(len(rows))[::-1]
         for yi, (claim_id, entry, family) in zip(y, rows):
             ci, bound = size_interval(family), size_bound(family)
+            colour = GREY if family.get("breaks") else OKABE_ITO["blue"]
             if ci:
-                ax.hlines(yi, 100 * ci[0], 100 * ci[1], color=OKABE_ITO["blue"], lw=2)
-            ax.plot(100 * family.get("rate", np.nan), yi, "o", color=OKABE_ITO["blue"],
-                    label="size, 95% Wilson CI" if yi == y[0] else None)
+                ax.hlines(yi, 100 * ci[0], 100 * ci[1], color=colour, lw=2)
+            ax.plot(100 * family.get("rate", np.nan), yi, "o", color=colour, mfc="white" if family.get("breaks") else colour,
+                    label=("outside the rule's stated assumptions (not judged)" if family.get("breaks") else
+                           "size, 95% Wilson CI") if family is first[bool(family.get("breaks"))] else None)
             if bound is not None:
                 ax.plot(100 * bound, yi, "|", color=OKABE_ITO["vermillion"], ms=16, mew=2.5,
                         label="bound α + 2 SE" if yi == y[0] else None)
@@ -154,7 +172,8 @@ def _size_figure(calibration: Mapping[str, Any]):
         ax.set_xlim(left=0)
         fig.legend(loc="outside upper center", ncols=3)
         return (f"Calibration: size of each claim's procedure under {len(rows)} null families (supported rate "
-                f"with its 95% Wilson CI) against the acceptance bound α + 2 SE.")
+                f"with its 95% Wilson CI) against the acceptance bound α + 2 SE; open grey: families that break "
+                f"an assumption the rule states, measured but not judged.")
     return draw, figure_size(width_in=8.5) if len(rows) <= 8 else (8.5, 1.4 + 0.32 * len(rows))
 
 
@@ -219,6 +238,8 @@ def calibration_blocks(calibration: Mapping[str, Any], figures: list[FigureRef],
     blocks: list[Block] = [Heading("Calibration", 2, "calibration"), Paragraph(about)]
     if any(True for _ in _families(calibration, "null")):
         blocks += [Heading("Size under null families", 3), size_table(calibration, claims)]
+        broken = broken_assumptions(calibration)
+        blocks += [broken] if broken else []
     if any(True for _ in _families(calibration, "planted")):
         blocks += [Heading("Power under planted effects", 3), power_table(calibration, claims)]
     blocks += [ref.image(base) for ref in figures]

@@ -150,6 +150,9 @@ def claim_section(claim_id: str, records: Sequence[ClaimRecord], figures: Sequen
     folded: list[Block] = [Paragraph(claim[k], label=label) for k, label in (
         ("rule", "Decision rule:"), ("effect", "Smallest effect of interest:"), ("paper", "Paper's numbers:"))
         if claim.get(k)]
+    if claim.get("assumptions"):
+        folded.append(Paragraph(" ".join(f"“{name}”: {text}." for name, text in claim["assumptions"].items()),
+                                label="Assumptions the rule states:"))
     if claim.get("rule_version") is not None:
         folded.append(Paragraph(str(claim["rule_version"]), label="Rule version:"))
     folded += [quantities_table(records), Bullets(tuple(record_note(r, claim.get("paper", "")) for r in records))]

@@ -4,7 +4,8 @@ calibrated size and power of the procedure at this sample size, and the main fig
 
 Reads ``record.headline`` (``{statistic, value, ci, ci_level, null_band, smallest_effect,
 paper, scale_note, units}``) and ``record.calibration`` (``{size, size_ci, size_family, power,
-power_ci, power_family, sample_sizes, repetitions, rule_version, written}``, ``{}`` when none,
+power_ci, power_family, sample_sizes, repetitions, rule_version, written}``, with ``outside_size``,
+``outside_size_ci``, ``outside_family``, ``outside_breaks`` where a family broke the rule's assumptions, ``{}`` when none,
 ``{"stale": why}`` when the table is of another rule version).
 """
 
@@ -42,6 +43,10 @@ def calibration_text(calibration: Mapping[str, Any]) -> str:
     if "size" in calibration:
         parts.append(f"size {fmt_percent(calibration['size'], calibration.get('size_ci'))} under "
                      f"“{calibration.get('size_family', MISSING)}”")
+    if "outside_size" in calibration:
+        parts.append(f"outside the rule's assumption “{calibration.get('outside_breaks', MISSING)}”: "
+                     f"{fmt_percent(calibration['outside_size'], calibration.get('outside_size_ci'))} under "
+                     f"“{calibration.get('outside_family', MISSING)}”")
     if "power" in calibration:
         parts.append(f"power {fmt_percent(calibration['power'], calibration.get('power_ci'))} against "
                      f"“{calibration.get('power_family', MISSING)}”")
