@@ -197,3 +197,25 @@ def test_the_bahadur_savage_head_has_its_stated_mean_in_draws_no_sample_of_64_se
     rare = norm.sf(z) < world.routing_tail_share
     assert factor.mean() == pytest.approx(11.0, rel=0.02) and factor[rare].sum() / factor.sum() == pytest.approx(0.6, abs=0.02)
     assert factor[~rare].mean() == pytest.approx(4.4, rel=0.01) and (1 - 1e-3) ** 64 > 0.93
+
+
+def test_a_routing_head_whose_sequences_carry_more_the_more_it_moves_them():
+    """``routing_clean_power`` β: the same draws as without it, each sequence's rare-target clean Σ|a| and every
+    Σ|Δa| on it multiplied by the routing head's per-sequence effect to the power β (so its Σ|a|-weighted mean,
+    the effect C7 estimates, is E[f^1.5] / E[f^0.5] = 1.5 × its 7% for a mean-one Pareto f of index 2)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from harness.calibration.families import families_of
+    from harness.calibration.heads import SyntheticHeads
+
+    family = next(f for f in families_of("C7") if f.breaks == "clean_mass")
+    grown = family.make(3, 0.0)
+    plain = SyntheticHeads(replace(grown.world, routing_clean_power=0.0), 3)
+    a, b = (s.head_ablation(np.arange(16), [0, 1, 2], "mean") for s in (grown, plain))
+    grow = (b["head_rare_dact"][-1, 0] / b["clean_rare_act"]) ** 0.5
+    for key in ("clean_rare_act", "head_rare_dact", "layer_rare_dact"):
+        np.testing.assert_allclose(a[key], b[key] * grow, rtol=1e-12)
+    np.testing.assert_array_equal(a["head_common_dact"], b["head_common_dact"])
+    assert grown.world.routing_effect * 1.5 == 10.5

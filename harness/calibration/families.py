@@ -60,7 +60,9 @@ Effect sizes, per claim (what "the papers' effect" means here):
   judged): the two mixture heads, and the Bahadur–Savage head — the planted heads, with one sequence in 1,000
   carrying 60% of the largest head's mean of 11% (a 4.4% head in 94% of samples of 64 sequences), which any
   rule with power supports about as often as its power: no test bounds a mean without an assumption on its
-  tail. Power also where every head's and layer's
+  tail; and outside ``clean_mass``, (the review of C7 v6's) a head of 10.5% whose sequences carry more clean
+  Σ|a| the more it moves them (∝ its effect^½, a Pareto tail of index 2: 7% unweighted; 22–28% supported at
+  64–256 test sequences in that review). Power also where every head's and layer's
   per-sequence noise is exponential, at the calibration's 64 test sequences and at 256 (C7 v6's tail-aware
   bound reads an exponential top third as a Pareto tail of index ≈ 1.7 and needs more sequences there).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
@@ -315,6 +317,10 @@ FAMILIES: list[Family] = [
                  "heads' ordinary body (Bahadur–Savage: a tail beyond the sample)", "null",
            _heavy_routing_head(11.0, routing_pareto=50.0, routing_tail_share=1e-3, routing_tail_mean=0.6,
                                layer_ratio=5.0 * 0.4), sample_sizes={"heads": 24}, breaks="pareto_tail"),
+    Family("C7", "a routing head of 10.5% whose sequences carry more (clean Σ|a| ∝ its effect^½) the more it moves "
+                 "them (Pareto tail of index 2, 7% unweighted)", "null",
+           _heavy_routing_head(7.0, routing_pareto=2.0, routing_clean_power=0.5), sample_sizes={"heads": 24},
+           breaks="clean_mass"),
     Family("C7", "heads serving rare and common targets differently (r ≈ 0.15)", "null",
            lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=5.0, common_noise=3.0), seed,
                                                label=f"synthetic-{seed}"), sample_sizes={"heads": 24}),

@@ -17,6 +17,11 @@ carry its effect and most samples show it small; with ``routing_tail_share`` too
 sequences follows the Pareto tail, over a lognormal body (``_routing_factor``). With ``noise_kind``
 "exponential" every head's and layer's per-sequence factor is exponential with mean 1 instead of lognormal
 (a tail that a Pareto fit over the top third reads as index ≈ 1.7: what C7's tail-aware bound pays for).
+With ``routing_clean_power`` β > 0 each sequence's rare-target clean Σ|a| (and so every Σ|Δa| on it) is
+multiplied by the routing head's per-sequence effect to the power β: sequences the head moves more carry more,
+so the head's effect Σ|Δa| / Σ|a| is its factors' Σ|a|-weighted mean, E[f^(1+β)] / E[f^β] × ``routing_effect``
+(1.5 × for a Pareto factor of index 2 and β = ½), not ``routing_effect`` — what C7's assumption ``clean_mass``
+excludes.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class HeadWorld:
     routing_tail_mean: float = 0.4
     routing_common: bool = False
     noise_kind: str = "lognormal"
+    routing_clean_power: float = 0.0
 
     def __post_init__(self) -> None:
         if self.noise_kind not in ("lognormal", "exponential"):
@@ -123,6 +129,10 @@ class SyntheticHeads:
             out[f"layer_{g}_dact"] = noisy(layer) * clean_act
             out[f"head_{g}_ce"] = clean_ce * (1 + noisy(heads / 10.0, routing))
             out[f"layer_{g}_ce"] = clean_ce * (1 + noisy(layer / 10.0))
+        if routing and w.routing_clean_power:   # the rare sequences' clean Σ|a| grows with the routing head's effect
+            grow = (out["head_rare_dact"][-1, 0] / out["clean_rare_act"]) ** w.routing_clean_power
+            for key in ("clean_rare_act", "head_rare_dact", "layer_rare_dact"):
+                out[key] = out[key] * grow
         return out
 
 
