@@ -219,3 +219,23 @@ def test_a_routing_head_whose_sequences_carry_more_the_more_it_moves_them():
         np.testing.assert_allclose(a[key], b[key] * grow, rtol=1e-12)
     np.testing.assert_array_equal(a["head_common_dact"], b["head_common_dact"])
     assert grown.world.routing_effect * 1.5 == 10.5
+
+
+def test_a_spliced_routing_head_is_its_lognormal_body_below_the_quantile_and_pareto_above():
+    """``routing_splice``: no interleaving — every tail sequence's factor is at least every body sequence's, the
+    two meet at the body's 1 − share quantile t (continuous there), the tail above t is Pareto of the stated
+    index (its log-excesses over t exponential with mean 1/a), and the factors have mean 1."""
+    import numpy as np
+    from scipy.stats import norm
+
+    from harness.calibration.heads import HeadWorld, _routing_factor
+
+    z = np.random.default_rng(1).standard_normal(2_000_000)
+    world = HeadWorld(routing_pareto=3.0, routing_tail_share=0.25, routing_splice=True)
+    factor = _routing_factor(world, z)
+    tail = norm.sf(z) < 0.25
+    assert factor.mean() == pytest.approx(1.0, abs=0.005)
+    assert factor[tail].min() >= factor[~tail].max() and factor[tail].min() == pytest.approx(factor[~tail].max(), rel=1e-4)
+    assert np.log(factor[tail] / factor[tail].min()).mean() == pytest.approx(1 / 3, rel=0.01)
+    with pytest.raises(ValueError, match="routing_splice needs routing_tail_share"):
+        HeadWorld(routing_pareto=3.0, routing_splice=True)

@@ -54,7 +54,7 @@ Effect sizes, per claim (what "the papers' effect" means here):
   fourth review's) the same Pareto head only 5% above the 10% margin (10.5%; v4 40%), and (a fifth review's)
   a head of mean 10.5% whose effect on 15% of the sequences is a Pareto tail of index 1.2 carrying 40% of
   its mean over a lognormal body (v4 54%: a tail index fitted on a fixed top third mixes body and tail; a
-  tail that begins above the share C7's tail-aware bound models), also at 512 test sequences (v6: 55% of 60
+  tail that begins above the share C7's tail-aware bound models), also at 512 test sequences (v6: 49.5% of 200
   draws — the rule's size problem there does not shrink with n); and a Pareto head of index 1.1 (v5, which
   floored the index at 1.2, 29%). Outside C7's stated assumption ``pareto_tail`` (``breaks``: measured, not
   judged): the two mixture heads, and the Bahadur–Savage head — the planted heads, with one sequence in 1,000
@@ -62,7 +62,10 @@ Effect sizes, per claim (what "the papers' effect" means here):
   rule with power supports about as often as its power: no test bounds a mean without an assumption on its
   tail; and outside ``clean_mass``, (the review of C7 v6's) a head of 10.5% whose sequences carry more clean
   Σ|a| the more it moves them (∝ its effect^½, a Pareto tail of index 2: 7% unweighted; 22–28% supported at
-  64–256 test sequences in that review). Power also where every head's and layer's
+  64–256 test sequences in that review). From the review of the stated assumptions: a head at the margin (10%)
+  whose lognormal body is continued by a Pareto tail of index 1.7 over its top 2k/n (inside ``pareto_tail``) and
+  over exactly its top k/n (outside: the sample's threshold lies in the body half the time), at 512 test
+  sequences; and (outside) a head at the margin whose 1-in-50 sequences carry 30% of its mean. Power also where every head's and layer's
   per-sequence noise is exponential, at the calibration's 64 test sequences and at 256 (C7 v6's tail-aware
   bound reads an exponential top third as a Pareto tail of index ≈ 1.7 and needs more sequences there).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
@@ -317,6 +320,20 @@ FAMILIES: list[Family] = [
                  "heads' ordinary body (Bahadur–Savage: a tail beyond the sample)", "null",
            _heavy_routing_head(11.0, routing_pareto=50.0, routing_tail_share=1e-3, routing_tail_mean=0.6,
                                layer_ratio=5.0 * 0.4), sample_sizes={"heads": 24}, breaks="pareto_tail"),
+    # (the review of the stated assumptions) a Pareto tail continuing a lognormal body (SD 0.5) at the margin itself;
+    # the bound needs the sample's threshold, its (k+1)-th largest effect, inside the tail: k = 64 of 512 here
+    Family("C7", "a routing head at the margin (10%), a lognormal body continued by a Pareto tail (index 1.7) over its "
+                 "top 25% (2k of 512 test sequences)", "null",
+           _heavy_routing_head(10.0, routing_pareto=1.7, routing_tail_share=0.25, routing_splice=True, n_seq=1024),
+           sample_sizes={"heads": 24}),
+    Family("C7", "a routing head at the margin (10%), a lognormal body continued by a Pareto tail (index 1.7) over its "
+                 "top 12.5% (k of 512 test sequences: the threshold is in the body half the time)", "null",
+           _heavy_routing_head(10.0, routing_pareto=1.7, routing_tail_share=0.125, routing_splice=True, n_seq=1024),
+           sample_sizes={"heads": 24}, breaks="pareto_tail"),
+    Family("C7", "a routing head at the margin (10%) whose 1-in-50 sequences carry 30% of its mean (a narrow spike "
+                 "far above its body)", "null",
+           _heavy_routing_head(10.0, routing_pareto=50.0, routing_tail_share=0.02, routing_tail_mean=0.3),
+           sample_sizes={"heads": 24}, breaks="pareto_tail"),
     Family("C7", "a routing head of 10.5% whose sequences carry more (clean Σ|a| ∝ its effect^½) the more it moves "
                  "them (Pareto tail of index 2, 7% unweighted)", "null",
            _heavy_routing_head(7.0, routing_pareto=2.0, routing_clean_power=0.5), sample_sizes={"heads": 24},

@@ -56,12 +56,15 @@ class HeadWorld:
     routing_common: bool = False
     noise_kind: str = "lognormal"
     routing_clean_power: float = 0.0
+    routing_splice: bool = False
 
     def __post_init__(self) -> None:
         if self.noise_kind not in ("lognormal", "exponential"):
             raise ValueError(f"noise_kind must be 'lognormal' or 'exponential', got {self.noise_kind!r}")
         if self.routing_tail_share is not None and self.routing_pareto is None:
             raise ValueError("routing_tail_share needs routing_pareto (the tail's index)")
+        if self.routing_splice and self.routing_tail_share is None:
+            raise ValueError("routing_splice needs routing_tail_share (where the Pareto tail takes over)")
 
 
 @dataclass
@@ -141,7 +144,11 @@ def _routing_factor(world: HeadWorld, z: np.ndarray) -> np.ndarray:
     with SD ``routing_noise``; Pareto with tail index ``routing_pareto`` (> 1; inverse CDF of Φ(z)); or, with
     ``routing_tail_share`` too, a mixture: the sequences of the top ``routing_tail_share`` of z follow that
     Pareto tail and carry ``routing_tail_mean`` of the mean, the others lognormal with SD ``noise`` (an ordinary
-    body above which a heavy tail begins: a tail index fitted on a fixed top share of the sequences mixes both)."""
+    body above which a heavy tail begins: a tail index fitted on a fixed top share of the sequences mixes both);
+    with ``routing_splice``, no mixing: the lognormal (SD ``noise``) below its 1 − share quantile t, the Pareto
+    tail from t above it (the local index jumps to ``routing_pareto`` at t), scaled to mean 1 —
+    exp(σ²/2) Φ(c − σ) + share · t · a / (a − 1) with c = Φ⁻¹(1 − share), t = e^(σc) — so the tail's part of
+    the mean follows from σ, share and a (``routing_tail_mean`` is not read)."""
     if world.routing_pareto is None:
         return np.exp(world.routing_noise * z - world.routing_noise ** 2 / 2)
     a, share = world.routing_pareto, world.routing_tail_share
@@ -149,6 +156,11 @@ def _routing_factor(world: HeadWorld, z: np.ndarray) -> np.ndarray:
         return norm.sf(z) ** (-1.0 / a) * (a - 1.0) / a
     u, above = norm.cdf(z), norm.sf(z)                                     # sf: no cancellation in the far tail
     tail = above < share
+    if world.routing_splice:
+        sigma, c = world.noise, norm.isf(share)
+        t = np.exp(sigma * c)
+        raw = np.where(tail, t * np.clip(above / share, 1e-300, 1.0) ** (-1.0 / a), np.exp(sigma * np.minimum(z, c)))
+        return raw / (np.exp(sigma ** 2 / 2) * norm.cdf(c - sigma) + share * t * a / (a - 1.0))
     pareto = np.clip(above / share, 1e-300, 1.0) ** (-1.0 / a) * (a - 1.0) / a            # mean 1 within the tail
     body = np.exp(world.noise * norm.ppf(np.clip(u / (1.0 - share), 1e-16, 1 - 1e-16)) - world.noise ** 2 / 2)
     return np.where(tail, world.routing_tail_mean / share * pareto, (1.0 - world.routing_tail_mean) / (1.0 - share) * body)

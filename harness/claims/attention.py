@@ -77,13 +77,17 @@ def _fields(record: ClaimRecord, eff: RoutingEffects) -> None:
     settings=("alpha", "seed", "n_bootstrap", "routing_layers", "routing_ablation", "c7_head_margin_pct",
               "c7_min_spread", "c7_tail_exponent", "c7_min_ratio", "c7_min_correlation", "selection_fraction", "specialist_fraction", "min_specialists"),
     assumptions={
-        "pareto_tail": "each head's per-sequence effect (Σ|Δa| / Σ|a| of a test sequence) follows a Pareto tail of "
-                       "any index > 1 over its top ⌈n^c7_tail_exponent⌉ of the n test sequences, or a tail that a "
-                       "Pareto fit over them overstates (lognormal, exponential); a heavier tail that begins higher "
-                       "up, mixed there with the body, or that lies beyond every sampled sequence, is not bounded. "
-                       "No rule can do without such an assumption: no test bounds a mean from above without one on "
-                       "its tail (Bahadur & Savage 1956) — a head whose mean sits in sequences too rare to be "
-                       "sampled looks like a small one to every test that has power",
+        "pareto_tail": "each head's per-sequence effect (Σ|Δa| / Σ|a| of a test sequence) is, above its 1 − 2k/n "
+                       "quantile (k = ⌈n^c7_tail_exponent⌉ of the n test sequences, the top the bound fits: twice as "
+                       "many, so that the sample's threshold, its (k+1)-th largest effect, lies inside the tail), a "
+                       "Pareto tail of any index > 1, or a tail whose local Pareto index x·f(x) / (1 − F(x)) does not "
+                       "fall further out (lognormal, gamma, Weibull, exponential). Outside it is any tail with more "
+                       "mass far above the threshold than a Pareto fit there puts: a heavier tail that begins higher "
+                       "up or mixed with the body, a Pareto tail that begins at the fitted threshold itself, or a "
+                       "few sequences that carry much of the mean however narrow their own spread. No rule can do "
+                       "without such an assumption: no test bounds a mean from above without one on its tail "
+                       "(Bahadur & Savage 1956) — a head whose mean sits in sequences too rare to be sampled looks "
+                       "like a small one to every test that has power",
         "clean_mass": "within that tail, how much a sequence carries (its clean Σ|a|) does not grow with how much "
                       "the head moves it",
     },
