@@ -490,7 +490,7 @@ def test_calibration_section_tables_and_figures(run, tmp_path: Path) -> None:
                                               "iid activations", "block-correlated activations", "modules of two"]
     # 31/200 > α + 2 SE; a family that breaks a stated assumption is shown, not judged
     assert [row[7] for row in sizes.rows] == ["✓ yes", "✓ yes", "✓ yes", "✓ yes", "✗ NO",
-                                              "not judged (no): outside the rule's assumptions"]
+                                              "not judged (above the bound): outside the rule's assumptions"]
     assert [row[3] for row in sizes.rows] == ["kept"] * 5 + ["breaks “large_modules”"]
     lo, hi = wilson_interval(8, 200)
     assert sizes.rows[0][5] == f"4.0% [{100 * lo:.1f}, {100 * hi:.1f}]" and sizes.rows[0][6] == "8.1%"

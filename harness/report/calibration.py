@@ -111,8 +111,8 @@ def size_table(calibration: Mapping[str, Any], claims: Mapping[str, Mapping[str,
         bound = size_bound(family)
         rate = family.get("rate")
         within = MISSING if bound is None or not finite(rate) else ("✓ yes" if rate <= bound else "✗ NO")
-        if family.get("breaks"):
-            within = f"not judged ({within.split()[-1].lower()}): outside the rule's assumptions"
+        if family.get("breaks") and within != MISSING:
+            within = f"not judged ({'within' if rate <= bound else 'above'} the bound): outside the rule's assumptions"
         rows.append((_claim_label(claim_id, claims), fmt_counts(entry.get("sample_sizes", {})), family["name"],
                      f"breaks “{family['breaks']}”" if family.get("breaks") else "kept",
                      fmt(family.get("reps")), fmt_percent(rate, size_interval(family)),
