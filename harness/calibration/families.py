@@ -65,9 +65,10 @@ Effect sizes, per claim (what "the papers' effect" means here):
   64–256 test sequences in that review). From the review of the stated assumptions: a head at the margin (10%)
   whose lognormal body is continued by a Pareto tail of index 1.7 over its top 2k/n (inside ``pareto_tail``) and
   over exactly its top k/n (outside: the sample's threshold lies in the body half the time), at 512 test
-  sequences; and (outside) a head at the margin whose 1-in-50 sequences carry 30% of its mean. Power also where every head's and layer's
-  per-sequence noise is exponential, at the calibration's 64 test sequences and at 256 (C7 v6's tail-aware
-  bound reads an exponential top third as a Pareto tail of index ≈ 1.7 and needs more sequences there).
+  sequences; and (outside) a head at the margin whose 1-in-50 sequences carry 30% of its mean. Power also where
+  every head's and layer's per-sequence noise is exponential, at the calibration's 64 test sequences and at 256
+  (C7 v6's tail-aware bound reads an exponential top third as a Pareto tail of index ≈ 1.7 and needs more
+  sequences there).
 - C8: the specialists' rows share one direction with weight 0.3 (a Hill index ≈ 0.4 × the matched
   groups', as the abstract's 1.57–4.30 vs 6.37–9.33); nulls: iid Gaussian rows at n, d of 16 × 256,
   16 × 1,024 and 50 × 1,024; and (an independent review's) one direction shared by every row of the
@@ -182,11 +183,13 @@ def _heads(**fixed: Any) -> Callable[[int, float], SyntheticHeads]:
     return lambda seed, effect: SyntheticHeads(HeadWorld(**fixed), seed, label=f"synthetic-{seed}")
 
 
-def _heavy_routing_head(mean_pct: float, **tail: float) -> Callable[[int, float], SyntheticHeads]:
-    """A routing head of mean effect ``mean_pct`` on rare and common targets alike (the agreement check cannot
-    reject it: the other heads' common-target noise 0.15, the planted family's r ≈ 0.88) whose per-sequence
-    effect has the heavy ``tail`` (``routing_noise`` or ``routing_pareto`` of ``HeadWorld``)."""
-    return _heads(routing_effect=mean_pct, routing_common=True, common_noise=0.15, **tail)
+def _routing_null(name: str, mean_pct: float, breaks: str = "", **tail: Any) -> Family:
+    """C7's null family ``name``: a routing head of mean effect ``mean_pct`` on rare and common targets alike (the
+    agreement check cannot reject it: the other heads' common-target noise 0.15, the planted family's r ≈ 0.88)
+    whose per-sequence effect has the heavy ``tail`` (``routing_noise``, ``routing_pareto`` … of ``HeadWorld``);
+    ``breaks`` the stated assumption of C7 it breaks, if any."""
+    make = _heads(routing_effect=mean_pct, routing_common=True, common_noise=0.15, **tail)
+    return Family("C7", name, "null", make, sample_sizes={"heads": 24}, breaks=breaks)
 
 
 INFLUENCE_SIZES = {"rare_positions": 700, "neurons": 1024}
@@ -298,46 +301,35 @@ FAMILIES: list[Family] = [
            effect_name="shared-factor loading", paper_effect=0.5, sample_sizes=GROUP_SIZES),
     # C7
     Family("C7", "a routing head (25%)", "null", _heads(routing_effect=25.0), sample_sizes={"heads": 24}),
-    Family("C7", "a routing head (25% on average) carried by few sequences (lognormal SD 3)", "null",
-           _heavy_routing_head(25.0, routing_noise=3.0), sample_sizes={"heads": 24}),
-    Family("C7", "a routing head (12% on average), lognormal SD 2.5 over sequences", "null",
-           _heavy_routing_head(12.0, routing_noise=2.5), sample_sizes={"heads": 24}),
-    Family("C7", "a routing head (12% on average), Pareto tail (index 1.3) over sequences", "null",
-           _heavy_routing_head(12.0, routing_pareto=1.3), sample_sizes={"heads": 24}),
-    Family("C7", "a routing head 5% above the margin (10.5% on average), Pareto tail (index 1.3) over sequences",
-           "null", _heavy_routing_head(10.5, routing_pareto=1.3), sample_sizes={"heads": 24}),
-    Family("C7", "a routing head (12% on average), Pareto tail of index 1.1 over sequences", "null",
-           _heavy_routing_head(12.0, routing_pareto=1.1), sample_sizes={"heads": 24}),
-    Family("C7", "a routing head (10.5% on average) whose effect on 15% of sequences is a Pareto tail (index 1.2, "
-                 "40% of its mean) over an ordinary body", "null",
-           _heavy_routing_head(10.5, routing_pareto=1.2, routing_tail_share=0.15), sample_sizes={"heads": 24},
-           breaks="pareto_tail"),
-    Family("C7", "a routing head (10.5% on average), 15% of sequences a Pareto tail (index 1.2, 40% of its mean) over "
-                 "an ordinary body, 512 test sequences", "null",
-           _heavy_routing_head(10.5, routing_pareto=1.2, routing_tail_share=0.15, n_seq=1024),
-           sample_sizes={"heads": 24}, breaks="pareto_tail"),
-    Family("C7", "a routing head (11% on average) whose 1-in-1,000 sequences carry 60% of its mean, over the planted "
-                 "heads' ordinary body (Bahadur–Savage: a tail beyond the sample)", "null",
-           _heavy_routing_head(11.0, routing_pareto=50.0, routing_tail_share=1e-3, routing_tail_mean=0.6,
-                               layer_ratio=5.0 * 0.4), sample_sizes={"heads": 24}, breaks="pareto_tail"),
+    _routing_null("a routing head (25% on average) carried by few sequences (lognormal SD 3)", 25.0, routing_noise=3.0),
+    _routing_null("a routing head (12% on average), lognormal SD 2.5 over sequences", 12.0, routing_noise=2.5),
+    _routing_null("a routing head (12% on average), Pareto tail (index 1.3) over sequences", 12.0, routing_pareto=1.3),
+    _routing_null("a routing head 5% above the margin (10.5% on average), Pareto tail (index 1.3) over sequences",
+                  10.5, routing_pareto=1.3),
+    _routing_null("a routing head (12% on average), Pareto tail of index 1.1 over sequences", 12.0, routing_pareto=1.1),
+    _routing_null("a routing head (10.5% on average) whose effect on 15% of sequences is a Pareto tail (index 1.2, "
+                  "40% of its mean) over an ordinary body", 10.5, breaks="pareto_tail",
+                  routing_pareto=1.2, routing_tail_share=0.15),
+    _routing_null("a routing head (10.5% on average), 15% of sequences a Pareto tail (index 1.2, 40% of its mean) over "
+                  "an ordinary body, 512 test sequences", 10.5, breaks="pareto_tail",
+                  routing_pareto=1.2, routing_tail_share=0.15, n_seq=1024),
+    _routing_null("a routing head (11% on average) whose 1-in-1,000 sequences carry 60% of its mean, over the planted "
+                  "heads' ordinary body (Bahadur–Savage: a tail beyond the sample)", 11.0, breaks="pareto_tail",
+                  routing_pareto=50.0, routing_tail_share=1e-3, routing_tail_mean=0.6, layer_ratio=5.0 * 0.4),
     # (the review of the stated assumptions) a Pareto tail continuing a lognormal body (SD 0.5) at the margin itself;
     # the bound needs the sample's threshold, its (k+1)-th largest effect, inside the tail: k = 64 of 512 here
-    Family("C7", "a routing head at the margin (10%), a lognormal body continued by a Pareto tail (index 1.7) over its "
-                 "top 25% (2k of 512 test sequences)", "null",
-           _heavy_routing_head(10.0, routing_pareto=1.7, routing_tail_share=0.25, routing_splice=True, n_seq=1024),
-           sample_sizes={"heads": 24}),
-    Family("C7", "a routing head at the margin (10%), a lognormal body continued by a Pareto tail (index 1.7) over its "
-                 "top 12.5% (k of 512 test sequences: the threshold is in the body half the time)", "null",
-           _heavy_routing_head(10.0, routing_pareto=1.7, routing_tail_share=0.125, routing_splice=True, n_seq=1024),
-           sample_sizes={"heads": 24}, breaks="pareto_tail"),
-    Family("C7", "a routing head at the margin (10%) whose 1-in-50 sequences carry 30% of its mean (a narrow spike "
-                 "far above its body)", "null",
-           _heavy_routing_head(10.0, routing_pareto=50.0, routing_tail_share=0.02, routing_tail_mean=0.3),
-           sample_sizes={"heads": 24}, breaks="pareto_tail"),
-    Family("C7", "a routing head of 10.5% whose sequences carry more (clean Σ|a| ∝ its effect^½) the more it moves "
-                 "them (Pareto tail of index 2, 7% unweighted)", "null",
-           _heavy_routing_head(7.0, routing_pareto=2.0, routing_clean_power=0.5), sample_sizes={"heads": 24},
-           breaks="clean_mass"),
+    _routing_null("a routing head at the margin (10%), a lognormal body continued by a Pareto tail (index 1.7) over its "
+                  "top 25% (2k of 512 test sequences)", 10.0,
+                  routing_pareto=1.7, routing_tail_share=0.25, routing_splice=True, n_seq=1024),
+    _routing_null("a routing head at the margin (10%), a lognormal body continued by a Pareto tail (index 1.7) over its "
+                  "top 12.5% (k of 512 test sequences: the threshold is in the body half the time)", 10.0,
+                  breaks="pareto_tail", routing_pareto=1.7, routing_tail_share=0.125, routing_splice=True, n_seq=1024),
+    _routing_null("a routing head at the margin (10%) whose 1-in-50 sequences carry 30% of its mean (a narrow spike "
+                  "far above its body)", 10.0, breaks="pareto_tail",
+                  routing_pareto=50.0, routing_tail_share=0.02, routing_tail_mean=0.3),
+    _routing_null("a routing head of 10.5% whose sequences carry more (clean Σ|a| ∝ its effect^½) the more it moves "
+                  "them (Pareto tail of index 2, 7% unweighted)", 7.0, breaks="clean_mass",
+                  routing_pareto=2.0, routing_clean_power=0.5),
     Family("C7", "heads serving rare and common targets differently (r ≈ 0.15)", "null",
            lambda seed, effect: SyntheticHeads(HeadWorld(layer_ratio=5.0, common_noise=3.0), seed,
                                                label=f"synthetic-{seed}"), sample_sizes={"heads": 24}),
